@@ -1,0 +1,155 @@
+"""The ``bumphunt`` command line: one sub-command per stage and ``run`` for the whole chain.
+
+A thin layer over the Python API: parse, load and validate the configuration, call the
+stage, print a summary. Errors the user can fix end the command with a one-line message
+and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ._version import __version__
+
+#: Stages of the full chain, in order, and whether this version provides them.
+STAGES = {
+    "simulate": True,
+    "kinfit": False,
+    "select": False,
+    "shapes": False,
+    "scan": False,
+    "limits": False,
+    "exclusion": False,
+}
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        from .errors import BumphuntError
+
+        try:
+            return super().invoke(ctx)
+        except BumphuntError as error:
+            click.echo(f"bumphunt: {error}", err=True)
+            sys.exit(2)
+
+
+def _parse_overrides(settings: tuple[str, ...]) -> dict:
+    import yaml
+
+    from .errors import ConfigError
+
+    overrides = {}
+    for setting in settings:
+        key, sep, value = setting.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set takes KEY=VALUE (e.g. simulation.signal.events_per_mass=1000), got {setting!r}")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
+def _load(config_path, settings) -> dict:
+    from .config import load_config
+
+    return load_config(config_path, _parse_overrides(settings))
+
+
+config_option = click.option(
+    "-c", "--config", "config_path", type=click.Path(dir_okay=False), help="Analysis YAML (default: the bundled one)."
+)
+set_option = click.option(
+    "--set", "settings", multiple=True, metavar="KEY=VALUE", help="Override a configuration value (repeatable)."
+)
+workers_option = click.option("--workers", type=click.IntRange(min=0), help="Worker processes (0 = one per core).")
+quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="bumphunt")
+def main():
+    """bumphunt: a dark-sector bump hunt, from three-photon events to a coupling exclusion.
+
+    \b
+    Examples:
+      bumphunt run                              # whole chain, bundled default analysis
+      bumphunt config show > my.yaml            # start your own analysis
+      bumphunt simulate -c my.yaml --set simulation.signal.events_per_mass=2000
+    """
+
+
+@main.command()
+@config_option
+@set_option
+@click.option("--sample", "samples", multiple=True, help="Simulate only this sample (repeatable).")
+@click.option("-o", "--output", type=click.Path(file_okay=False), help="Output directory of the ntuples.")
+@workers_option
+@quiet_option
+def simulate(config_path, settings, samples, output, workers, quiet):
+    """Simulate signal and background events and write ROOT ntuples."""
+    config = _load(config_path, settings)
+    _run_simulation(config, samples=samples or None, output=output, workers=workers, quiet=quiet)
+
+
+def _run_simulation(config, *, samples=None, output=None, workers=None, quiet=False):
+    from .errors import ConfigError
+    from .simulate import SAMPLES, simulate
+
+    unknown = [s for s in samples or () if s not in SAMPLES]
+    if unknown:
+        raise ConfigError(f"unknown sample {unknown[0]!r}; choose from {', '.join(SAMPLES)}")
+    summaries = simulate(config, samples=samples, output_dir=output, workers=workers, progress=not quiet)
+    for summary in summaries:
+        click.echo(
+            f"{summary.sample:<15} {summary.n_generated:>10,d} generated  {summary.n_selected:>10,d} pre-selected  "
+            f"{summary.expected_events:>12.4g} expected events  {summary.seconds:6.1f} s  -> {summary.path}"
+        )
+    return summaries
+
+
+@main.command()
+@config_option
+@set_option
+@workers_option
+@quiet_option
+def run(config_path, settings, workers, quiet):
+    """Run the whole analysis chain on a configuration (default: the bundled analysis)."""
+    config = _load(config_path, settings)
+    click.echo(f"analysis '{config['name']}' -> {config['output_dir']}")
+    _run_simulation(config, workers=workers, quiet=quiet)
+    missing = [stage for stage, built in STAGES.items() if not built]
+    if missing:
+        click.echo(f"not built yet: {', '.join(missing)}")
+
+
+@main.group()
+def config():
+    """Show or check an analysis configuration."""
+
+
+@config.command("show")
+@config_option
+@set_option
+def config_show(config_path, settings):
+    """Print a configuration (the bundled default, with its comments, when none is given)."""
+    from .config import default_config_text
+
+    if config_path is None and not settings:
+        click.echo(default_config_text(), nl=False)
+        return
+    import yaml
+
+    click.echo(yaml.safe_dump(_load(config_path, settings), sort_keys=False), nl=False)
+
+
+@config.command("check")
+@click.argument("config_path", type=click.Path(dir_okay=False))
+def config_check(config_path):
+    """Validate a configuration file; exit code 2 and the offending key when it is wrong."""
+    _load(config_path, ())
+    click.echo(f"{config_path}: valid")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

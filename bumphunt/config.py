@@ -1,0 +1,155 @@
+"""Analysis configuration: one YAML file, validated against a schema shipped with bumphunt.
+
+A configuration must be complete: start from the bundled default
+(``bumphunt config show > my.yaml``) and edit it. Every problem is reported as a
+:class:`ConfigError` whose one-line message names the offending key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from .errors import ConfigError
+
+DEFAULT_CONFIG_NAME = "default.yaml"
+
+
+@cache
+def schema() -> dict:
+    """The JSON schema of an analysis configuration."""
+    return json.loads(resources.files("bumphunt.schemas").joinpath("config.schema.json").read_text())
+
+
+def default_config_text() -> str:
+    """The bundled default configuration, as YAML text with its comments."""
+    return resources.files("bumphunt.data").joinpath(DEFAULT_CONFIG_NAME).read_text()
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> dict:
+    """Read, override and validate an analysis configuration.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        YAML file; the bundled default when None.
+    overrides : dict, optional
+        Values to set before validation, keyed by dotted paths such as
+        ``"simulation.signal.events_per_mass"``.
+
+    Returns
+    -------
+    dict
+        The validated configuration.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing or unreadable, or a key is missing, unknown or invalid.
+    """
+    if path is None:
+        text, source = default_config_text(), "default configuration"
+    else:
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as error:
+            raise ConfigError(f"cannot read configuration {path}: {error.strerror or error}") from None
+        source = str(path)
+    try:
+        config = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{source} is not valid YAML: {' '.join(str(error).split())}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{source} must hold a mapping of keys, not {type(config).__name__}")
+    for key, value in (overrides or {}).items():
+        set_by_path(config, key, value)
+    validate(config)
+    return config
+
+
+def set_by_path(config: dict, dotted_key: str, value: Any) -> None:
+    """Set ``config["a"]["b"] = value`` for ``dotted_key = "a.b"``, refusing unknown keys."""
+    *parents, leaf = dotted_key.split(".")
+    node = config
+    for depth, key in enumerate(parents):
+        if not isinstance(node.get(key), dict):
+            raise ConfigError(
+                f"config error: unknown key '{'.'.join(parents[: depth + 1])}' in override {dotted_key!r}"
+            )
+        node = node[key]
+    if leaf not in node:
+        raise ConfigError(f"config error: unknown key '{dotted_key}' in override{_suggestion(leaf, node)}")
+    node[leaf] = value
+
+
+def validate(config: dict) -> None:
+    """Check a configuration against the schema and the physics; raise :class:`ConfigError`."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(
+        validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path)))
+    )
+    if errors:
+        raise ConfigError(_describe(errors[0], config))
+    _check_semantics(config)
+
+
+def _describe(error, config: dict) -> str:
+    location = ".".join(str(p) for p in error.absolute_path)
+    where = f"'{location}'" if location else "top level"
+    if error.validator == "required":
+        missing = [key for key in error.validator_value if key not in error.instance]
+        full = ".".join(filter(None, [location, missing[0]]))
+        return f"config error: missing key '{full}'"
+    if error.validator == "additionalProperties":
+        allowed = error.schema.get("properties", {})
+        unknown = [key for key in error.instance if key not in allowed]
+        full = ".".join(filter(None, [location, str(unknown[0])]))
+        return f"config error: unknown key '{full}'{_suggestion(str(unknown[0]), allowed)}"
+    return f"config error at {where}: {error.message}"
+
+
+def _suggestion(key: str, candidates) -> str:
+    close = difflib.get_close_matches(key, list(candidates), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _check_semantics(config: dict) -> None:
+    detector = config["detector"]
+    if detector["theta_min_deg"] >= detector["theta_max_deg"]:
+        raise ConfigError("config error at 'detector.theta_min_deg': must be below detector.theta_max_deg")
+    preselection = config["preselection"]
+    if preselection["m_ggg_min"] >= preselection["m_ggg_max"]:
+        raise ConfigError("config error at 'preselection.m_ggg_min': must be below preselection.m_ggg_max")
+    masses = config["simulation"]["signal"]["masses"]
+    if masses["start"] > masses["stop"]:
+        raise ConfigError("config error at 'simulation.signal.masses.start': must not exceed masses.stop")
+    from .kinematics import Beams
+
+    sqrt_s = Beams.from_config(config).sqrt_s
+    if masses["stop"] >= sqrt_s:
+        raise ConfigError(
+            f"config error at 'simulation.signal.masses.stop': {masses['stop']} GeV "
+            f"is not below sqrt(s) = {sqrt_s:.4f} GeV"
+        )
+
+
+def signal_masses(config: dict) -> np.ndarray:
+    """The generated ALP mass grid (GeV), ``stop`` included, rounded to 1 keV."""
+    grid = config["simulation"]["signal"]["masses"]
+    n_steps = int(np.floor((grid["stop"] - grid["start"]) / grid["step"] + 1e-9))
+    return np.round(grid["start"] + grid["step"] * np.arange(n_steps + 1), 6)
+
+
+def output_dir(config: dict) -> Path:
+    """The analysis output directory."""
+    return Path(config["output_dir"])

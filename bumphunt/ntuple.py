@@ -1,0 +1,231 @@
+"""ROOT ntuples: the branch schema that every stage reads and writes, with uproot.
+
+An ntuple is a ROOT file with a TTree ``events`` (one entry per event, the branches of
+:data:`BRANCHES`) and a TObjString ``metadata`` holding JSON (sample, cross-section,
+luminosity, generated events, configuration). Files are written to a temporary name and
+renamed when complete, so a crash never leaves a half-written ntuple behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import NtupleError
+
+TREE_NAME = "events"
+METADATA_NAME = "metadata"
+NTUPLE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One branch of the ntuple schema."""
+
+    dtype: str
+    shape: tuple[int, ...]
+    unit: str
+    description: str
+
+
+#: The branches of a simulated ntuple. Per-photon branches hold the three most energetic
+#: photon candidates, ordered by decreasing measured energy.
+BRANCHES: dict[str, Branch] = {
+    "event_id": Branch("int64", (), "", "index of the generated event within its sample"),
+    "sample_id": Branch("int32", (), "", "sample code, see bumphunt.simulate.SAMPLE_IDS"),
+    "weight": Branch("float64", (), "events", "expected events at the configured luminosity"),
+    "gen_mass": Branch("float64", (), "GeV", "generated mass of the resonance; NaN for gamma gamma gamma"),
+    "decay_vertex": Branch("float64", (3,), "cm", "(x, y, z) of the resonance decay; 0 when prompt or non-resonant"),
+    "n_photons": Branch("int32", (), "", "photon candidates in the acceptance, before keeping three"),
+    "m_ggg": Branch("float64", (), "GeV", "invariant mass of the three photons"),
+    "photon_E": Branch("float64", (3,), "GeV", "measured energy"),
+    "photon_theta": Branch("float64", (3,), "rad", "measured lab polar angle, seen from the interaction point"),
+    "photon_phi": Branch("float64", (3,), "rad", "measured lab azimuth in (-pi, pi]"),
+    "photon_cov": Branch(
+        "float32",
+        (3, 6),
+        "GeV^2, GeV rad, rad^2",
+        "measurement covariance (float32), packed (EE, Etheta, Ephi, thetatheta, thetaphi, phiphi)",
+    ),
+    "photon_true_E": Branch("float64", (3,), "GeV", "true energy of the cluster"),
+    "photon_true_theta": Branch("float64", (3,), "rad", "true polar angle of the cluster position seen from the IP"),
+    "photon_true_phi": Branch("float64", (3,), "rad", "true azimuth of the cluster position seen from the IP"),
+    "photon_origin": Branch(
+        "int32",
+        (3,),
+        "",
+        "0 beam background, 1 prompt photon, 2 resonance daughter, 3 both daughters merged, 4 other merged",
+    ),
+}
+
+#: Branches every downstream stage needs to reconstruct photons.
+PHOTON_BRANCHES = ("photon_E", "photon_theta", "photon_phi", "photon_cov")
+
+
+def branch_table_markdown() -> str:
+    """The branch schema as a Markdown table (rendered into docs/ntuple.md)."""
+    lines = ["| branch | type | unit | content |", "| --- | --- | --- | --- |"]
+    for name, branch in BRANCHES.items():
+        shape = "".join(f"[{n}]" for n in branch.shape)
+        lines.append(f"| `{name}` | {branch.dtype}{shape} | {branch.unit} | {branch.description} |")
+    return "\n".join(lines)
+
+
+class NtupleWriter:
+    """Write events chunk by chunk to a ROOT file, atomically.
+
+    Use as a context manager: the file appears at ``path`` only when the block ends without
+    an exception; set :attr:`metadata` (a JSON-serialisable dict) before it ends.
+
+    Parameters
+    ----------
+    path : str or Path
+    branches : mapping of str to Branch
+        The schema; every chunk must provide exactly these branches.
+    """
+
+    def __init__(self, path: str | Path, branches: Mapping[str, Branch] = BRANCHES):
+        self.path = Path(path)
+        self.branches = dict(branches)
+        self.metadata: dict = {}
+        self.entries = 0
+        self._tmp_path = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        self._file = None
+
+    def __enter__(self) -> NtupleWriter:
+        import uproot
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = uproot.recreate(self._tmp_path, compression=uproot.LZ4(1))
+        self._file.mktree(
+            TREE_NAME,
+            {name: (b.dtype, b.shape) if b.shape else b.dtype for name, b in self.branches.items()},
+            title=f"bumphunt ntuple v{NTUPLE_VERSION}",
+        )
+        return self
+
+    def extend(self, chunk: Mapping[str, np.ndarray]) -> None:
+        """Append a chunk of events: a mapping of branch name to array."""
+        missing = set(self.branches) - set(chunk)
+        extra = set(chunk) - set(self.branches)
+        if missing or extra:
+            raise ValueError(f"chunk branches differ from the schema: missing {sorted(missing)}, extra {sorted(extra)}")
+        arrays = {}
+        lengths = set()
+        for name, branch in self.branches.items():
+            array = np.ascontiguousarray(chunk[name], dtype=branch.dtype)
+            if array.shape[1:] != branch.shape:
+                raise ValueError(f"branch {name}: shape {array.shape[1:]} per event, expected {branch.shape}")
+            arrays[name] = array
+            lengths.add(len(array))
+        if len(lengths) != 1:
+            raise ValueError(f"branches of one chunk have different lengths {sorted(lengths)}")
+        n_events = lengths.pop()
+        if n_events == 0:
+            return
+        self._file[TREE_NAME].extend(arrays)
+        self.entries += n_events
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        try:
+            if exc_type is None:
+                self._file[METADATA_NAME] = json.dumps({"ntuple_version": NTUPLE_VERSION, **self.metadata})
+        finally:
+            self._file.close()
+        if exc_type is None:
+            os.replace(self._tmp_path, self.path)
+        else:
+            self._tmp_path.unlink(missing_ok=True)
+
+
+def _open_tree(path: str | Path, tree: str):
+    import uproot
+
+    path = Path(path)
+    if not path.is_file():
+        raise NtupleError(f"{path}: no such file")
+    try:
+        file = uproot.open(path)
+    except Exception as error:  # uproot raises several types for a file that is not ROOT
+        raise NtupleError(f"{path}: not a readable ROOT file ({type(error).__name__})") from None
+    if tree not in file:
+        file.close()
+        raise NtupleError(f"{path}: no tree '{tree}' (found: {', '.join(file.keys(cycle=False)) or 'nothing'})")
+    return file, file[tree]
+
+
+def _checked_branches(path, ttree, branches: Sequence[str] | None) -> list[str]:
+    available = set(ttree.keys())
+    wanted = list(ttree.keys()) if branches is None else list(branches)
+    missing = [b for b in wanted if b not in available]
+    if missing:
+        raise NtupleError(f"{path}: tree '{ttree.name}' lacks branch(es) {', '.join(missing)}")
+    return wanted
+
+
+def read_ntuple(
+    path: str | Path, branches: Sequence[str] | None = None, *, tree: str = TREE_NAME
+) -> dict[str, np.ndarray]:
+    """Read branches of a tree into numpy arrays.
+
+    Parameters
+    ----------
+    path : str or Path
+    branches : sequence of str, optional
+        Branches to read; all when None.
+    tree : str
+        Tree name.
+
+    Raises
+    ------
+    NtupleError
+        The file, the tree or a requested branch does not exist.
+    """
+    file, ttree = _open_tree(path, tree)
+    with file:
+        wanted = _checked_branches(path, ttree, branches)
+        return ttree.arrays(wanted, library="np")
+
+
+def iterate_ntuple(
+    path: str | Path,
+    branches: Sequence[str] | None = None,
+    *,
+    step_size: int | str = 200_000,
+    tree: str = TREE_NAME,
+) -> Iterator[dict[str, np.ndarray]]:
+    """Read a tree in chunks of ``step_size`` entries (or bytes, e.g. ``"100 MB"``), bounded memory.
+
+    Raises the same errors as :func:`read_ntuple` before yielding anything.
+    """
+    import uproot
+
+    file, ttree = _open_tree(path, tree)
+    with file:
+        wanted = _checked_branches(path, ttree, branches)
+    yield from uproot.iterate({str(path): tree}, wanted, step_size=step_size, library="np")
+
+
+def num_entries(path: str | Path, *, tree: str = TREE_NAME) -> int:
+    """Number of events in a tree."""
+    file, ttree = _open_tree(path, tree)
+    with file:
+        return int(ttree.num_entries)
+
+
+def read_metadata(path: str | Path) -> dict:
+    """The JSON metadata written with an ntuple."""
+    import uproot
+
+    path = Path(path)
+    if not path.is_file():
+        raise NtupleError(f"{path}: no such file")
+    with uproot.open(path) as file:
+        if METADATA_NAME not in file:
+            raise NtupleError(f"{path}: no '{METADATA_NAME}' object (not written by bumphunt?)")
+        return json.loads(str(file[METADATA_NAME]))

@@ -1,0 +1,81 @@
+import subprocess
+import sys
+
+import yaml
+from click.testing import CliRunner
+
+from bumphunt import __version__
+from bumphunt.cli import main
+from bumphunt.config import load_config
+from bumphunt.ntuple import read_metadata
+
+SMALL = [
+    "--set", "simulation.signal.masses={start: 1.0, stop: 2.0, step: 1.0}",
+    "--set", "simulation.signal.events_per_mass=1000",
+    "--set", "simulation.backgrounds.ggg.events=2000",
+    "--set", "simulation.backgrounds.pi0_gamma.events=500",
+    "--set", "simulation.backgrounds.eta_gamma.events=0",
+    "--set", "simulation.backgrounds.etaprime_gamma.events=0",
+    "--workers", "1",
+]  # fmt: skip
+
+
+def test_version_and_help_answer_fast_without_heavy_imports():
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0 and __version__ in result.output
+    assert "bumphunt run" in CliRunner().invoke(main, ["--help"]).output
+    # a fresh interpreter: --help must not pull in TensorFlow, zfit or uproot
+    code = "import sys; from bumphunt.cli import main; sys.argv=['bumphunt','--help'];\n"
+    code += "try: main()\nexcept SystemExit: pass\n"
+    code += "print(sorted(m for m in ('tensorflow', 'zfit', 'uproot', 'numba', 'scipy') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("[]")
+
+
+def test_simulate_writes_ntuples(tmp_path):
+    result = CliRunner().invoke(main, ["simulate", "--set", f"output_dir={tmp_path}", "-q", *SMALL])
+    assert result.exit_code == 0, result.output
+    assert "alp" in result.output and "pi0_gamma" in result.output
+    assert read_metadata(tmp_path / "simulation" / "alp.root")["n_generated"] == 2000
+    assert not (tmp_path / "simulation" / "eta_gamma.root").exists()
+
+
+def test_run_says_which_stages_are_missing(tmp_path):
+    result = CliRunner().invoke(main, ["run", "--set", f"output_dir={tmp_path}", "-q", *SMALL])
+    assert result.exit_code == 0, result.output
+    assert "not built yet: kinfit" in result.output
+    assert (tmp_path / "simulation" / "ggg.root").is_file()
+
+
+def test_user_errors_are_one_line_with_exit_code_2(tmp_path):
+    runner = CliRunner()
+    bad = load_config()
+    bad["beam"]["e_plus_energie"] = bad["beam"].pop("e_plus_energy")
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    for args, message in [
+        (["simulate", "-c", str(path)], "bumphunt: config error: unknown key 'beam.e_plus_energie'"),
+        (["config", "check", str(path)], "bumphunt: config error: unknown key 'beam.e_plus_energie'"),
+        (["simulate", "-c", str(tmp_path / "none.yaml")], "bumphunt: cannot read configuration"),
+        (["simulate", "--set", "seed"], "bumphunt: --set takes KEY=VALUE"),
+        (
+            ["simulate", "--set", "sed=3"],
+            "bumphunt: config error: unknown key 'sed' in override (did you mean 'seed'?)",
+        ),
+        (["simulate", "--sample", "zz"], "bumphunt: unknown sample 'zz'"),
+    ]:
+        result = runner.invoke(main, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert result.output.startswith(message), result.output
+        assert result.output.count("\n") == 1 and "Traceback" not in result.output
+
+
+def test_config_show_round_trips(tmp_path):
+    runner = CliRunner()
+    default_text = runner.invoke(main, ["config", "show"]).output
+    assert "# bumphunt default analysis" in default_text
+    path = tmp_path / "mine.yaml"
+    path.write_text(default_text)
+    assert runner.invoke(main, ["config", "check", str(path)]).output == f"{path}: valid\n"
+    shown = runner.invoke(main, ["config", "show", "-c", str(path), "--set", "seed=5"]).output
+    assert yaml.safe_load(shown)["seed"] == 5

@@ -1,0 +1,146 @@
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+from bumphunt import physics
+from bumphunt.config import signal_masses
+from bumphunt.detector import ORIGIN_DAUGHTER, ORIGIN_PROMPT
+from bumphunt.kinematics import Beams, invariant_mass, photon_four_vectors
+from bumphunt.ntuple import BRANCHES, read_metadata, read_ntuple
+from bumphunt.simulate import SAMPLE_IDS, Reconstruction, simulate
+
+from .conftest import small_config
+
+
+def test_every_sample_is_written_with_metadata(simulated):
+    config, summaries = simulated
+    assert set(summaries) == set(SAMPLE_IDS)
+    for sample, summary in summaries.items():
+        data = read_ntuple(summary.path)
+        metadata = read_metadata(summary.path)
+        assert set(data) == set(BRANCHES)
+        assert metadata["sample"] == sample and metadata["n_selected"] == len(data["weight"]) == summary.n_selected
+        assert np.all(data["sample_id"] == SAMPLE_IDS[sample])
+        assert metadata["expected_events"] == pytest.approx(data["weight"].sum(), rel=1e-9)
+        assert metadata["config"] == config
+        assert 0 < summary.n_selected <= summary.n_generated
+        assert len(np.unique(data["event_id"])) == len(data["event_id"])
+
+
+def test_preselection_holds_on_every_written_event(simulated):
+    config, summaries = simulated
+    beams = Beams.from_config(config)
+    for summary in summaries.values():
+        data = read_ntuple(summary.path)
+        energy = data["photon_E"]
+        assert np.all(np.diff(energy, axis=1) <= 0), "photons ordered by decreasing energy"
+        assert np.all(energy > config["detector"]["photon_energy_min"])
+        theta = np.degrees(data["photon_theta"])
+        assert np.all((theta > config["detector"]["theta_min_deg"]) & (theta < config["detector"]["theta_max_deg"]))
+        m_ggg = invariant_mass(photon_four_vectors(energy, data["photon_theta"], data["photon_phi"]).sum(axis=1))
+        assert_allclose(data["m_ggg"], m_ggg, rtol=1e-12)
+        assert np.all((m_ggg > 0.8 * beams.sqrt_s) & (m_ggg < 1.05 * beams.sqrt_s))
+        assert np.all(data["n_photons"] >= 3)
+
+
+def test_signal_weights_and_truth(simulated):
+    config, summaries = simulated
+    data = read_ntuple(summaries["alp"].path)
+    metadata = read_metadata(summaries["alp"].path)
+    sqrt_s = Beams.from_config(config).sqrt_s
+    n_per_mass = config["simulation"]["signal"]["events_per_mass"]
+    for mass, entry in zip(signal_masses(config), metadata["masses"]):
+        at_mass = data["gen_mass"] == mass
+        expected_weight = physics.alp_cross_section(mass, 1e-3, sqrt_s) * config["luminosity"] / n_per_mass
+        assert_allclose(data["weight"][at_mass], expected_weight, rtol=1e-12)
+        assert entry["n_selected"] == at_mass.sum()
+        # one recoil photon and two daughters in almost every event
+        origin = data["photon_origin"][at_mass]
+        clean = (np.sum(origin == ORIGIN_PROMPT, axis=1) == 1) & (np.sum(origin == ORIGIN_DAUGHTER, axis=1) == 2)
+        assert clean.mean() > 0.95
+        true_photons = photon_four_vectors(
+            data["photon_true_E"][at_mass][clean],
+            data["photon_true_theta"][at_mass][clean],
+            data["photon_true_phi"][at_mass][clean],
+        )
+        daughters = np.where((origin[clean] == ORIGIN_DAUGHTER)[..., None], true_photons, 0.0).sum(axis=1)
+        # at g = 1e-3 the ALP flies micrometres: seen from the IP, the pair mass is the
+        # generated mass to ~ flight / ECL radius ~ 1e-5
+        assert_allclose(invariant_mass(daughters), mass, rtol=1e-4)
+
+
+def test_measured_minus_true_energy_has_the_stored_resolution(simulated):
+    _, summaries = simulated
+    data = read_ntuple(summaries["ggg"].path)
+    hard = data["photon_true_E"] > 0.5  # far above threshold: no selection bias
+    pull = (data["photon_E"][hard] - data["photon_true_E"][hard]) / np.sqrt(data["photon_cov"][..., 0][hard])
+    assert abs(pull.mean()) < 0.03
+    assert pull.std() == pytest.approx(1.0, abs=0.02)
+
+
+def test_ggg_weights_reproduce_the_cross_section(simulated):
+    config, summaries = simulated
+    metadata = read_metadata(summaries["ggg"].path)
+    data = read_ntuple(summaries["ggg"].path)
+    assert metadata["cross_section_error_pb"] < 0.01 * metadata["cross_section_pb"]
+    assert metadata["overweight_fraction"] < 0.01
+    # unweighted events: all but the rare over-weight ones carry the same weight
+    assert np.mean(np.isclose(data["weight"], data["weight"].min(), rtol=1e-12)) > 0.99
+    # sum of weights before pre-selection = sigma * L: after it, sigma * L * (pass fraction)
+    passed_fraction = metadata["n_selected"] / metadata["n_generated"]
+    assert data["weight"].sum() == pytest.approx(
+        metadata["cross_section_pb"] * config["luminosity"] * passed_fraction, rel=0.03
+    )
+
+
+def test_same_seed_same_events_for_any_number_of_workers(tmp_path):
+    overrides = {"simulation.backgrounds.pi0_gamma.events": 0, "simulation.backgrounds.etaprime_gamma.events": 0}
+    serial = simulate(small_config(tmp_path / "a", **overrides), progress=False, workers=1)
+    parallel = simulate(small_config(tmp_path / "b", **overrides), progress=False, workers=2)
+    reseeded = simulate(small_config(tmp_path / "c", seed=7, **overrides), progress=False, workers=1)
+    assert [s.sample for s in serial] == ["alp", "ggg", "eta_gamma"]
+    for first, second, third in zip(serial, parallel, reseeded):
+        one, two, three = read_ntuple(first.path), read_ntuple(second.path), read_ntuple(third.path)
+        for name in BRANCHES:
+            assert_array_equal(one[name], two[name], err_msg=name)
+        assert not np.array_equal(one["photon_E"][:100], three["photon_E"][:100])
+        meta_one, meta_two = read_metadata(first.path), read_metadata(second.path)
+        meta_one.pop("config"), meta_two.pop("config")
+        assert meta_one == meta_two
+
+
+def test_displaced_photons_are_seen_from_the_interaction_point(config):
+    config["detector"]["beam_background"]["mean_photons"] = 0
+    reconstruction = Reconstruction.from_config(config)
+    # two photons along +z and -x produced at (0, 100, 0) cm, one prompt along +x: the first
+    # hits the forward end cap at (0, 100, 196), the second the barrel at (-75, 100, 0)
+    photons = np.array([[[2.0, 0.0, 0.0, 2.0], [4.0, -4.0, 0.0, 0.0], [5.0, 5.0, 0.0, 0.0]]])
+    production = np.array([[[0.0, 100.0, 0.0], [0.0, 100.0, 0.0], [0.0, 0.0, 0.0]]])
+    origin = np.array([[ORIGIN_DAUGHTER, ORIGIN_DAUGHTER, ORIGIN_PROMPT]])
+    passed, branches = reconstruction(np.random.default_rng(0), photons, production, origin)
+    assert passed.tolist() == [True]
+    expected = {
+        2.0: (np.arctan2(100.0, 196.0), np.pi / 2),
+        4.0: (np.pi / 2, np.arctan2(100.0, -75.0)),
+        5.0: (np.pi / 2, 0.0),
+    }
+    for energy, theta, phi in zip(
+        branches["photon_true_E"][0], branches["photon_true_theta"][0], branches["photon_true_phi"][0]
+    ):
+        assert (theta, phi) == pytest.approx(expected[energy], abs=1e-12)
+
+
+def test_long_lived_alps_lose_efficiency(tmp_path):
+    prompt = small_config(tmp_path / "prompt", **{"simulation.signal.masses": {"start": 0.3, "stop": 0.3, "step": 1.0}})
+    displaced = small_config(
+        tmp_path / "displaced",
+        **{"simulation.signal.masses": {"start": 0.3, "stop": 0.3, "step": 1.0}, "simulation.signal.coupling": 5e-6},
+    )
+    # at 5e-6 GeV^-1 and 0.3 GeV, gamma beta c tau ~ 1 m: many decay beyond the ECL
+    assert 50.0 < physics.alp_ctau(0.3, 5e-6) * 5.3 / 0.3 < 200.0
+    n_prompt = simulate(prompt, samples=["alp"], progress=False)[0].n_selected
+    summary = simulate(displaced, samples=["alp"], progress=False)[0]
+    assert summary.n_selected < 0.9 * n_prompt
+    vertex = read_ntuple(summary.path, ["decay_vertex"])["decay_vertex"]
+    assert np.median(np.linalg.norm(vertex, axis=1)) > 1.0
+    assert np.all(np.hypot(vertex[:, 0], vertex[:, 1]) < 125.0)
