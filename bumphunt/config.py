@@ -153,3 +153,19 @@ def signal_masses(config: dict) -> np.ndarray:
 def output_dir(config: dict) -> Path:
     """The analysis output directory."""
     return Path(config["output_dir"])
+
+
+def schema_table_markdown() -> str:
+    """Every configuration key with its type and description, as a Markdown table."""
+    lines = ["| key | type | description |", "| --- | --- | --- |"]
+
+    def walk(node: dict, prefix: str) -> None:
+        for key, spec in node.get("properties", {}).items():
+            path = f"{prefix}.{key}" if prefix else key
+            kind = spec.get("type") or " or ".join(map(repr, spec.get("enum", [])))
+            lines.append(f"| `{path}` | {kind} | {spec.get('description', '')} |")
+            if spec.get("type") == "object":
+                walk(spec, path)
+
+    walk(schema(), "")
+    return "\n".join(lines)

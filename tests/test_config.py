@@ -77,3 +77,13 @@ def test_unreadable_or_malformed_files(tmp_path):
     bad.write_text("- a list\n")
     with pytest.raises(ConfigError, match="must hold a mapping"):
         load_config(bad)
+
+
+def test_documented_keys_match_the_schema():
+    from pathlib import Path
+
+    from bumphunt.config import schema_table_markdown
+
+    doc = (Path(__file__).parents[1] / "docs" / "configuration.md").read_text()
+    assert schema_table_markdown() in doc
+    assert default_config_text().rstrip() in doc

@@ -1,0 +1,22 @@
+"""Regenerate the tables in docs/ that are rendered from the code (run after changing them).
+
+Usage: python docs/render_tables.py
+The tests check that the docs hold the current tables.
+"""
+
+from pathlib import Path
+
+from bumphunt.config import schema_table_markdown
+from bumphunt.ntuple import branch_table_markdown
+
+DOCS = Path(__file__).parent
+TABLES = {"configuration.md": ("keys", schema_table_markdown), "ntuple.md": ("branches", branch_table_markdown)}
+
+for name, (marker, render) in TABLES.items():
+    path = DOCS / name
+    text = path.read_text()
+    begin, end = f"<!-- begin:{marker} -->", f"<!-- end:{marker} -->"
+    head, rest = text.split(begin)
+    _, tail = rest.split(end)
+    path.write_text(f"{head}{begin}\n{render()}\n{end}{tail}")
+    print(f"rendered {marker} into {path}")
