@@ -21,6 +21,7 @@ the number of worker processes.
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 import time
 from collections import deque
@@ -560,7 +561,10 @@ class _InlineExecutor(Executor):
 
 
 def _executor(workers: int) -> Executor:
-    return _InlineExecutor() if workers <= 1 else ProcessPoolExecutor(max_workers=workers)
+    # spawn, not fork: the caller may hold threads (TensorFlow, BLAS) that fork would copy mid-flight
+    if workers <= 1:
+        return _InlineExecutor()
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
 
 
 def _ordered_map(executor: Executor, fn, tasks, *, max_in_flight: int) -> Iterator:
