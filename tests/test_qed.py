@@ -128,3 +128,15 @@ def test_sampler_rejects_impossible_cuts():
         ThreePhotonSampler(10.0, GenerationCuts(6.0, 0.9))
     with pytest.raises(ValueError, match="cos_theta_max"):
         ThreePhotonSampler(10.0, GenerationCuts(0.1, 1.0))
+
+
+def test_matrix_element_equals_feynman_diagram_evaluation():
+    """The closed form equals the six diagrams evaluated with Dirac matrices (spin sum / 4)."""
+    from .qed_reference import spin_summed_me2_eeggg
+
+    sampler = ThreePhotonSampler(BEAMS.sqrt_s, GenerationCuts(1e-3, 0.999))
+    photons, _ = sampler.sample(np.random.default_rng(12), 400)  # includes soft and collinear photons
+    p_minus = np.broadcast_to(sampler.p_minus, (400, 4))
+    p_plus = np.broadcast_to(sampler.p_plus, (400, 4))
+    reference = spin_summed_me2_eeggg(p_minus, p_plus, photons[:, 0], photons[:, 1], photons[:, 2]) / 4
+    np.testing.assert_allclose(me2_eeggg(sampler.p_minus, sampler.p_plus, photons), reference, rtol=1e-9)
