@@ -16,7 +16,7 @@ from ._version import __version__
 #: Stages of the full chain, in order, and whether this version provides them.
 STAGES = {
     "simulate": True,
-    "kinfit": False,
+    "kinfit": True,
     "select": False,
     "shapes": False,
     "scan": False,
@@ -109,6 +109,43 @@ def _run_simulation(config, *, samples=None, output=None, workers=None, quiet=Fa
 
 
 @main.command()
+@click.argument("inputs", nargs=-1, type=click.Path(dir_okay=False))
+@config_option
+@set_option
+@click.option("-o", "--out", "output", type=click.Path(), help="Output .root file (one input) or directory.")
+@click.option("--threads", type=click.IntRange(min=1), help="Threads of the fit (default: all cores).")
+@quiet_option
+def kinfit(inputs, config_path, settings, output, threads, quiet):
+    """Kinematic fit of the photons to the beam four-momentum; adds the fit branches.
+
+    \b
+    INPUTS are ntuples (default: every simulated sample of the analysis). Examples:
+      bumphunt kinfit                                   # all samples -> <output_dir>/kinfit/
+      bumphunt kinfit my_data.root --out my_data_fit.root
+    """
+    config = _load(config_path, settings)
+    _run_kinfit(config, inputs=list(inputs) or None, output=output, threads=threads, quiet=quiet)
+
+
+def _run_kinfit(config, *, inputs=None, output=None, threads=None, quiet=False):
+    import numba
+
+    from .kinfit import run_kinfit
+
+    if threads:
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    summaries = run_kinfit(config, inputs, output, progress=not quiet)
+    for summary in summaries:
+        counts = summary.status_counts
+        failed = summary.n_events - counts["converged"]
+        click.echo(
+            f"{summary.input_path.name:<20} {summary.n_events:>10,d} events  {counts['converged']:>10,d} converged  "
+            f"{failed:>6,d} flagged  {summary.seconds:6.1f} s  -> {summary.output_path}"
+        )
+    return summaries
+
+
+@main.command()
 @config_option
 @set_option
 @workers_option
@@ -118,6 +155,7 @@ def run(config_path, settings, workers, quiet):
     config = _load(config_path, settings)
     click.echo(f"analysis '{config['name']}' -> {config['output_dir']}")
     _run_simulation(config, workers=workers, quiet=quiet)
+    _run_kinfit(config, quiet=quiet)
     missing = [stage for stage, built in STAGES.items() if not built]
     if missing:
         click.echo(f"not built yet: {', '.join(missing)}")

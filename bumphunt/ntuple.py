@@ -67,10 +67,10 @@ BRANCHES: dict[str, Branch] = {
 PHOTON_BRANCHES = ("photon_E", "photon_theta", "photon_phi", "photon_cov")
 
 
-def branch_table_markdown() -> str:
-    """The branch schema as a Markdown table (rendered into docs/ntuple.md)."""
+def branch_table_markdown(branches: Mapping[str, Branch] = BRANCHES) -> str:
+    """A branch schema as a Markdown table (rendered into docs/ntuple.md)."""
     lines = ["| branch | type | unit | content |", "| --- | --- | --- | --- |"]
-    for name, branch in BRANCHES.items():
+    for name, branch in branches.items():
         shape = "".join(f"[{n}]" for n in branch.shape)
         lines.append(f"| `{name}` | {branch.dtype}{shape} | {branch.unit} | {branch.description} |")
     return "\n".join(lines)
@@ -201,14 +201,29 @@ def iterate_ntuple(
 ) -> Iterator[dict[str, np.ndarray]]:
     """Read a tree in chunks of ``step_size`` entries (or bytes, e.g. ``"100 MB"``), bounded memory.
 
-    Raises the same errors as :func:`read_ntuple` before yielding anything.
+    Raises the same errors as :func:`read_ntuple`, when called rather than when iterated.
     """
+    wanted = check_branches(path, branches, tree=tree)
+    return _iterate(path, tree, wanted, step_size)
+
+
+def _iterate(path, tree, branches, step_size):
     import uproot
 
+    yield from uproot.iterate({str(path): tree}, branches, step_size=step_size, library="np")
+
+
+def check_branches(path: str | Path, branches: Sequence[str] | None, *, tree: str = TREE_NAME) -> list[str]:
+    """The requested branches (all when None) after checking that the file has them.
+
+    Raises
+    ------
+    NtupleError
+        The file, the tree or a branch does not exist.
+    """
     file, ttree = _open_tree(path, tree)
     with file:
-        wanted = _checked_branches(path, ttree, branches)
-    yield from uproot.iterate({str(path): tree}, wanted, step_size=step_size, library="np")
+        return _checked_branches(path, ttree, branches)
 
 
 def num_entries(path: str | Path, *, tree: str = TREE_NAME) -> int:

@@ -6,13 +6,19 @@ The tests check that the docs hold the current tables.
 
 from pathlib import Path
 
-from bumphunt.config import schema_table_markdown
+from bumphunt.config import default_config_text, schema_table_markdown
+from bumphunt.kinfit import KINFIT_BRANCHES
 from bumphunt.ntuple import branch_table_markdown
 
 DOCS = Path(__file__).parent
-TABLES = {"configuration.md": ("keys", schema_table_markdown), "ntuple.md": ("branches", branch_table_markdown)}
+TABLES = [
+    ("configuration.md", "keys", schema_table_markdown),
+    ("configuration.md", "default-config", lambda: f"```yaml\n{default_config_text().rstrip()}\n```"),
+    ("ntuple.md", "branches", branch_table_markdown),
+    ("ntuple.md", "kinfit-branches", lambda: branch_table_markdown(KINFIT_BRANCHES)),
+]
 
-for name, (marker, render) in TABLES.items():
+for name, marker, render in TABLES:
     path = DOCS / name
     text = path.read_text()
     begin, end = f"<!-- begin:{marker} -->", f"<!-- end:{marker} -->"

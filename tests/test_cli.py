@@ -43,7 +43,8 @@ def test_simulate_writes_ntuples(tmp_path):
 def test_run_says_which_stages_are_missing(tmp_path):
     result = CliRunner().invoke(main, ["run", "--set", f"output_dir={tmp_path}", "-q", *SMALL])
     assert result.exit_code == 0, result.output
-    assert "not built yet: kinfit" in result.output
+    assert "not built yet: select" in result.output
+    assert (tmp_path / "kinfit" / "ggg.root").is_file()
     assert (tmp_path / "simulation" / "ggg.root").is_file()
 
 
@@ -79,3 +80,16 @@ def test_config_show_round_trips(tmp_path):
     assert runner.invoke(main, ["config", "check", str(path)]).output == f"{path}: valid\n"
     shown = runner.invoke(main, ["config", "show", "-c", str(path), "--set", "seed=5"]).output
     assert yaml.safe_load(shown)["seed"] == 5
+
+
+def test_kinfit_command(tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(main, ["simulate", "--set", f"output_dir={tmp_path}", "-q", *SMALL]).exit_code == 0
+    result = runner.invoke(main, ["kinfit", "--set", f"output_dir={tmp_path}", "-q"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "kinfit" / "alp.root").is_file() and (tmp_path / "kinfit" / "pi0_gamma.root").is_file()
+    single = tmp_path / "single.root"
+    result = runner.invoke(main, ["kinfit", str(tmp_path / "simulation" / "ggg.root"), "--out", str(single), "-q"])
+    assert result.exit_code == 0 and single.is_file()
+    result = runner.invoke(main, ["kinfit", "--set", f"output_dir={tmp_path / 'empty'}"])
+    assert result.exit_code == 2 and "no simulated ntuples to fit" in result.output
