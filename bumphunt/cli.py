@@ -18,7 +18,7 @@ STAGES = {
     "simulate": True,
     "kinfit": True,
     "select": False,
-    "shapes": False,
+    "shapes": True,
     "scan": False,
     "limits": False,
     "exclusion": False,
@@ -146,6 +146,45 @@ def _run_kinfit(config, *, inputs=None, output=None, threads=None, quiet=False):
 
 
 @main.command()
+@click.argument("input_path", required=False, type=click.Path(dir_okay=False))
+@config_option
+@set_option
+@click.option("-o", "--out", "output", type=click.Path(file_okay=False), help="Output directory (JSON and plots).")
+@quiet_option
+def shapes(input_path, config_path, settings, output, quiet):
+    """Fit the signal shape at every generated mass and interpolate it in mass.
+
+    \b
+    INPUT_PATH is the ALP ntuple after the kinematic fit (default <output_dir>/kinfit/alp.root).
+    Writes signal_shapes.json (loaded by the scan), shape_parameters.png and shape_fits.pdf.
+    """
+    config = _load(config_path, settings)
+    _run_shapes(config, input_path=input_path, output=output, quiet=quiet)
+
+
+def _run_shapes(config, *, input_path=None, output=None, quiet=False):
+    import warnings
+
+    from .shapes import run_shapes
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        summary = run_shapes(config, input_path, output, progress=not quiet)
+    for warning in caught:
+        click.echo(f"warning: {warning.message}", err=True)
+    model = summary.model
+    n_ok = sum(fit.ok for fit in model.fits)
+    checks = model.validation["summary"]
+    click.echo(
+        f"signal shapes: {n_ok}/{len(model.fits)} masses fitted, {len(model.held_out)} held out; held-out checks: "
+        f"mu within 2 sigma {checks['mu_within_2_errors']:.0%}, width within 2 sigma "
+        f"{checks['sigma_within_2_errors']:.0%}, chi2 p > 0.01 {checks['gof_pvalue_above_0.01']:.0%}  "
+        f"{summary.seconds:.1f} s -> {summary.path}"
+    )
+    return summary
+
+
+@main.command()
 @config_option
 @set_option
 @workers_option
@@ -156,6 +195,7 @@ def run(config_path, settings, workers, quiet):
     click.echo(f"analysis '{config['name']}' -> {config['output_dir']}")
     _run_simulation(config, workers=workers, quiet=quiet)
     _run_kinfit(config, quiet=quiet)
+    _run_shapes(config, quiet=quiet)
     missing = [stage for stage, built in STAGES.items() if not built]
     if missing:
         click.echo(f"not built yet: {', '.join(missing)}")

@@ -18,25 +18,10 @@ import numpy as np
 import bumphunt
 from bumphunt.kinfit import run_kinfit, truth_matched_pairs
 from bumphunt.ntuple import read_ntuple
+from bumphunt.shapes import core_width, gaussian_core_width
 from bumphunt.simulate import simulate
 
 MASSES = {"start": 0.5, "stop": 10.0, "step": 0.5}
-
-
-def core_sigma(values: np.ndarray) -> float:
-    """Sigma of a Gaussian fitted (by moments) to the +-2 sigma core, iterated from the median."""
-    values = values[np.isfinite(values)]
-    centre, sigma = np.median(values), 0.5 * np.diff(np.percentile(values, [15.87, 84.13]))[0]
-    for _ in range(10):
-        core = values[np.abs(values - centre) < 2 * sigma]
-        # the moments of a Gaussian truncated at +-2 sigma: std = 0.8796 sigma
-        centre, sigma = core.mean(), core.std() / 0.8796
-    return float(sigma)
-
-
-def half_width_68(values: np.ndarray) -> float:
-    values = values[np.isfinite(values)]
-    return float(0.5 * np.diff(np.percentile(values, [15.87, 84.13]))[0])
 
 
 def measure(output: str, events_per_mass: int) -> list[dict]:
@@ -58,10 +43,10 @@ def measure(output: str, events_per_mass: int) -> list[dict]:
         rows.append(
             {
                 "mass": float(mass),
-                "sigma_before": core_sigma(before),
-                "sigma_after": core_sigma(after),
-                "hw68_before": half_width_68(before),
-                "hw68_after": half_width_68(after),
+                "sigma_before": gaussian_core_width(before),
+                "sigma_after": gaussian_core_width(after),
+                "hw68_before": core_width(before[np.isfinite(before)]),
+                "hw68_after": core_width(after[np.isfinite(after)]),
             }
         )
     return rows

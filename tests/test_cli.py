@@ -10,7 +10,9 @@ from bumphunt.config import load_config
 from bumphunt.ntuple import read_metadata
 
 SMALL = [
-    "--set", "simulation.signal.masses={start: 1.0, stop: 2.0, step: 1.0}",
+    "--set", "simulation.signal.masses={start: 1.0, stop: 5.0, step: 0.5}",
+    "--set", "shapes.n_held_out=2",
+    "--set", "shapes.plots=false",
     "--set", "simulation.signal.events_per_mass=1000",
     "--set", "simulation.backgrounds.ggg.events=2000",
     "--set", "simulation.backgrounds.pi0_gamma.events=500",
@@ -36,7 +38,7 @@ def test_simulate_writes_ntuples(tmp_path):
     result = CliRunner().invoke(main, ["simulate", "--set", f"output_dir={tmp_path}", "-q", *SMALL])
     assert result.exit_code == 0, result.output
     assert "alp" in result.output and "pi0_gamma" in result.output
-    assert read_metadata(tmp_path / "simulation" / "alp.root")["n_generated"] == 2000
+    assert read_metadata(tmp_path / "simulation" / "alp.root")["n_generated"] == 9000
     assert not (tmp_path / "simulation" / "eta_gamma.root").exists()
 
 
@@ -44,6 +46,7 @@ def test_run_says_which_stages_are_missing(tmp_path):
     result = CliRunner().invoke(main, ["run", "--set", f"output_dir={tmp_path}", "-q", *SMALL])
     assert result.exit_code == 0, result.output
     assert "not built yet: select" in result.output
+    assert (tmp_path / "shapes" / "signal_shapes.json").is_file()
     assert (tmp_path / "kinfit" / "ggg.root").is_file()
     assert (tmp_path / "simulation" / "ggg.root").is_file()
 
@@ -93,3 +96,22 @@ def test_kinfit_command(tmp_path):
     assert result.exit_code == 0 and single.is_file()
     result = runner.invoke(main, ["kinfit", "--set", f"output_dir={tmp_path / 'empty'}"])
     assert result.exit_code == 2 and "no simulated ntuples to fit" in result.output
+
+
+def test_shapes_command(tmp_path):
+    runner = CliRunner()
+    grid = [
+        "--set", "simulation.signal.masses={start: 0.5, stop: 5.0, step: 0.25}",
+        "--set", "simulation.signal.events_per_mass=1500",
+        "--set", "shapes.n_held_out=4",
+        "--set", "shapes.plots=false",
+    ]  # fmt: skip
+    args = ["--set", f"output_dir={tmp_path}", "-q", *grid]
+    assert runner.invoke(main, ["simulate", "--sample", "alp", *args]).exit_code == 0
+    assert runner.invoke(main, ["kinfit", *args]).exit_code == 0
+    result = runner.invoke(main, ["shapes", *args])
+    assert result.exit_code == 0, result.output
+    assert "signal shapes: 19/19 masses fitted, 4 held out" in result.output
+    assert (tmp_path / "shapes" / "signal_shapes.json").is_file()
+    missing = runner.invoke(main, ["shapes", str(tmp_path / "nothing.root"), *args])
+    assert missing.exit_code == 2 and "nothing.root: no such file" in missing.output
