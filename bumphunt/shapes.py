@@ -151,8 +151,8 @@ def fit_mass(
     n_generated: int,
     *,
     peak: str = "doublecb",
-    n_l: float = 3.0,
-    n_r: float = 3.0,
+    n_l: float = 10.0,
+    n_r: float = 10.0,
     window_sigmas: float = 20.0,
     engine: str = "numba",
 ) -> MassFit:
@@ -174,6 +174,8 @@ def fit_mass(
         ``"numba"`` (iminuit on a compiled likelihood) or ``"zfit"``.
     """
     widths = width_parameters(peak)
+    if engine not in ("numba", "zfit"):
+        raise ValueError(f"unknown engine {engine!r}; choose 'numba' or 'zfit'")
     candidates = np.asarray(candidates, dtype=np.float64)
     finite = np.isfinite(candidates)
     truth = candidates[finite & matched]
