@@ -19,8 +19,8 @@ STAGES = {
     "kinfit": True,
     "select": False,
     "shapes": True,
-    "scan": False,
-    "limits": False,
+    "scan": True,
+    "limits": True,
     "exclusion": False,
 }
 
@@ -187,6 +187,43 @@ def _run_shapes(config, *, input_path=None, output=None, quiet=False):
 @main.command()
 @config_option
 @set_option
+@click.option("-o", "--out", "output", type=click.Path(file_okay=False), help="Output directory.")
+@workers_option
+@click.option(
+    "--scheduler", metavar="ADDRESS", help="Dask scheduler address (tcp://host:8786) to run the mass points on."
+)
+@click.option("--no-resume", is_flag=True, help="Recompute every mass point, even those of an interrupted scan.")
+@quiet_option
+def scan(config_path, settings, output, workers, scheduler, no_resume, quiet):
+    """Scan the diphoton mass: signal + background fit, CLs limits and significance per mass.
+
+    \b
+    Writes results.csv and results.json (one row per mass hypothesis), upper_limits.png
+    (Brazil band) and local_significance.png. An interrupted scan resumes where it stopped.
+    """
+    config = _load(config_path, settings)
+    _run_scan(config, output=output, workers=workers, scheduler=scheduler, resume=not no_resume, quiet=quiet)
+
+
+def _run_scan(config, *, output=None, workers=None, scheduler=None, resume=True, quiet=False):
+    from .scan import run_scan
+
+    result = run_scan(
+        config, output_dir=output, workers=workers, scheduler=scheduler, resume=resume, progress=not quiet
+    )
+    flagged = sum(row["fit_status"] != "ok" for row in result.rows)
+    best = result.global_significance
+    click.echo(
+        f"scan: {len(result.rows)} mass points ({result.resumed_points} resumed, {flagged} flagged), largest excess "
+        f"Z_local = {best['z_local_max']:.2f} at {best['mass']:.4f} GeV, Z_global = {best['z_global']:.2f}  "
+        f"{result.seconds:.1f} s -> {result.table_csv}"
+    )
+    return result
+
+
+@main.command()
+@config_option
+@set_option
 @workers_option
 @quiet_option
 def run(config_path, settings, workers, quiet):
@@ -196,6 +233,7 @@ def run(config_path, settings, workers, quiet):
     _run_simulation(config, workers=workers, quiet=quiet)
     _run_kinfit(config, quiet=quiet)
     _run_shapes(config, quiet=quiet)
+    _run_scan(config, workers=workers, quiet=quiet)
     missing = [stage for stage, built in STAGES.items() if not built]
     if missing:
         click.echo(f"not built yet: {', '.join(missing)}")

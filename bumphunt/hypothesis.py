@@ -44,8 +44,12 @@ def chebyshev_means(order: int) -> np.ndarray:
 
 
 @_jit
-def _nll_and_gradient(params, signal, basis, weights, means, width):
-    """-log L and its gradient; params = (n_sig, n_bkg, c_1..c_k)."""
+def _nll_and_gradient(params, signal, basis, weights, means, width, grid_basis):
+    """-log L and its gradient; params = (n_sig, n_bkg, c_1..c_k).
+
+    A background that turns negative anywhere on ``grid_basis`` (the Chebyshev basis on a
+    grid across the window) is unphysical: -log L is infinite there.
+    """
     n_sig, n_bkg = params[0], params[1]
     order = basis.shape[1]
     norm = 1.0
@@ -54,6 +58,12 @@ def _nll_and_gradient(params, signal, basis, weights, means, width):
     gradient = np.zeros(params.shape[0])
     if norm <= 0.0:
         return np.inf, gradient
+    for j in range(grid_basis.shape[0]):
+        polynomial = 1.0
+        for k in range(order):
+            polynomial += params[2 + k] * grid_basis[j, k]
+        if polynomial < 0.0:
+            return np.inf, gradient
     total = n_sig + n_bkg
     gradient[0] = 1.0
     gradient[1] = 1.0
@@ -152,23 +162,33 @@ class HypothesisLikelihood:
         self.data = data
         self._means = chebyshev_means(data.order)
         self._width = data.upper - data.lower
+        self._grid_basis = np.ascontiguousarray(chebyshev_basis(np.linspace(-1.0, 1.0, 65), data.order))
 
     def nll(self, params) -> float:
         return _nll_and_gradient(
             np.asarray(params, dtype=np.float64), self.data.signal, self.data.basis, self.data.weights,
-            self._means, self._width,
+            self._means, self._width, self._grid_basis,
         )[0]  # fmt: skip
 
     def gradient(self, params) -> np.ndarray:
         return _nll_and_gradient(
             np.asarray(params, dtype=np.float64), self.data.signal, self.data.basis, self.data.weights,
-            self._means, self._width,
+            self._means, self._width, self._grid_basis,
         )[1]  # fmt: skip
 
     def fit(
-        self, *, n_sig: float | None = None, start: np.ndarray | None = None, errors: bool = False
+        self,
+        *,
+        n_sig: float | None = None,
+        start: np.ndarray | None = None,
+        steps: np.ndarray | None = None,
+        errors: bool = False,
     ) -> HypothesisFit:
-        """Minimise -log L; with ``n_sig`` given, the signal yield is fixed to it (profile)."""
+        """Minimise -log L; with ``n_sig`` given, the signal yield is fixed to it (profile).
+
+        ``start`` and ``steps`` (initial step sizes, e.g. the errors of an earlier fit) keep
+        MIGRAD's first steps away from where the background density turns negative.
+        """
         from iminuit import Minuit
 
         n = max(self.data.n_events, 1.0)
@@ -181,7 +201,10 @@ class HypothesisLikelihood:
         minuit = Minuit(self.nll, start, grad=self.gradient)
         minuit.errordef = Minuit.LIKELIHOOD
         minuit.limits[1] = (0.0, None)
-        minuit.errors = [math.sqrt(n)] * 2 + [0.05] * self.data.order
+        default_steps = np.array([math.sqrt(n)] * 2 + [0.05] * self.data.order)
+        if steps is not None:
+            steps = np.where(np.isfinite(steps) & (np.asarray(steps) > 0), steps, default_steps)
+        minuit.errors = default_steps if steps is None else 0.5 * steps
         if n_sig is not None:
             minuit.fixed[0] = True
         minuit.strategy = 0
@@ -193,7 +216,7 @@ class HypothesisLikelihood:
             minuit.hesse()
         return HypothesisFit(np.array(minuit.values), np.array(minuit.errors), float(minuit.fval), bool(minuit.valid))
 
-    def asimov(self, fit: HypothesisFit, *, n_sig: float = 0.0, bins: int = 2000) -> HypothesisLikelihood:
+    def asimov(self, fit: HypothesisFit, *, n_sig: float = 0.0, bins: int = 500) -> HypothesisLikelihood:
         """Likelihood of the Asimov data set: the expected counts of ``fit``'s background
         plus ``n_sig`` signal events, in fine bins."""
         data = self.data
@@ -250,6 +273,25 @@ class HypothesisResult:
         }
 
 
+def fit_discovery(data: HypothesisData) -> dict:
+    """Signal yield and local significance only (no limits): the look-elsewhere toys."""
+    likelihood = HypothesisLikelihood(data)
+    free = likelihood.fit(errors=True)
+    null = likelihood.fit(n_sig=0.0, start=free.values, steps=free.errors)
+    if not (free.valid and null.valid):
+        nan = float("nan")
+        return {"n_sig": nan, "n_sig_err": nan, "q0": nan, "z_local": nan, "p0_local": nan, "fit_status": "fit failed"}
+    q0 = max(2.0 * (null.nll - free.nll), 0.0) if free.n_sig > 0 else 0.0
+    return {
+        "n_sig": free.n_sig,
+        "n_sig_err": float(free.errors[0]),
+        "q0": q0,
+        "z_local": math.sqrt(q0),
+        "p0_local": float(stats.norm.sf(math.sqrt(q0))),
+        "fit_status": "ok",
+    }
+
+
 def cls_from_q(q_mu: float, q_mu_asimov: float) -> float:
     """Asymptotic CLs = p_mu / (1 - p_b) for the statistic q~_mu, given q~_mu,A = mu^2/sigma^2
     (Cowan et al. 2011, eqs. 65-66)."""
@@ -275,7 +317,7 @@ def evaluate_hypothesis(data: HypothesisData, *, confidence_level: float = 0.95)
     alpha = 1.0 - confidence_level
     likelihood = HypothesisLikelihood(data)
     free = likelihood.fit(errors=True)
-    null = likelihood.fit(n_sig=0.0, start=free.values)
+    null = likelihood.fit(n_sig=0.0, start=free.values, steps=free.errors)
     mass = float(data.shape.mu)
     if not (free.valid and null.valid):
         nan = float("nan")
@@ -285,27 +327,32 @@ def evaluate_hypothesis(data: HypothesisData, *, confidence_level: float = 0.95)
     z_local = math.sqrt(q0)
 
     asimov = likelihood.asimov(null)
-    asimov_best = asimov.fit(n_sig=0.0, start=null.values)
+    # the Asimov data are the expectation of the null fit: its minimum is at null.values
+    asimov_best_nll = asimov.nll(null.values)
 
     def q_asimov(mu: float) -> float:
-        return max(2.0 * (asimov.fit(n_sig=mu, start=null.values).nll - asimov_best.nll), 0.0)
+        return max(2.0 * (asimov.fit(n_sig=mu, start=null.values, steps=free.errors).nll - asimov_best_nll), 0.0)
 
     reference = free if free.n_sig >= 0 else null
 
     def q_tilde(mu: float) -> float:
         if free.n_sig > mu:
             return 0.0
-        return max(2.0 * (likelihood.fit(n_sig=mu, start=free.values).nll - reference.nll), 0.0)
+        return max(2.0 * (likelihood.fit(n_sig=mu, start=free.values, steps=free.errors).nll - reference.nll), 0.0)
 
     def cls(mu: float) -> float:
         return cls_from_q(q_tilde(mu), q_asimov(mu))
 
-    scale = max(free.errors[0], 1.0)
+    sigma = max(free.errors[0], 1e-3)
     expected = {}
     for band in BANDS:
         target = stats.norm.ppf(1.0 - alpha * stats.norm.cdf(band)) + band
-        expected[band] = _solve_increasing(lambda mu, t=target: math.sqrt(q_asimov(mu)) - t, scale)
-    upper_limit = _solve_increasing(lambda mu: alpha - cls(mu), scale, start=max(free.n_sig, 0.0))
+        expected[band] = _solve_increasing(
+            lambda mu, t=target: math.sqrt(q_asimov(mu)) - t, sigma, guess=sigma * target
+        )
+    # asymptotic closed form with sigma from the fit: mu_hat + sigma Phi^-1(1 - alpha Phi(mu_hat / sigma))
+    guess = free.n_sig + sigma * stats.norm.ppf(1.0 - alpha * stats.norm.cdf(free.n_sig / sigma))
+    upper_limit = _solve_increasing(lambda mu: alpha - cls(mu), sigma, start=max(free.n_sig, 0.0), guess=guess)
     status = "ok" if all(np.isfinite([upper_limit, *expected.values()])) else "limit not found"
     return HypothesisResult(
         mass, data.n_events, free.n_sig, float(free.errors[0]), q0, z_local, float(stats.norm.sf(z_local)),
@@ -313,23 +360,39 @@ def evaluate_hypothesis(data: HypothesisData, *, confidence_level: float = 0.95)
     )  # fmt: skip
 
 
-def _solve_increasing(function, scale: float, *, start: float = 0.0, max_doublings: int = 40) -> float:
-    """Root of a function increasing in mu above ``start``, bracketed by doubling steps.
+def _solve_increasing(function, scale: float, *, start: float = 0.0, guess: float | None = None) -> float:
+    """Root above ``start`` of a function increasing in mu.
 
-    The bracket starts 0.05 ``scale`` above ``start``: closer to mu = 0 both q~_mu and
-    q~_mu,A vanish and their ratio is minimiser noise.
+    Secant steps from ``guess`` (the asymptotic closed form, usually within a few per cent)
+    converge in two or three evaluations; a bracket grown by doubling steps and Brent's
+    method take over when they do not. The bracket starts 0.05 ``scale`` above ``start``:
+    closer to mu = 0 both q~_mu and q~_mu,A vanish and their ratio is minimiser noise.
     """
-    low = start + 0.05 * scale
+    floor = start + 0.05 * scale
+    tolerance = 1e-4 * scale
+    if guess is not None and guess > floor:
+        x0, x1 = guess, guess * 1.02 + 0.01 * scale
+        f0, f1 = function(x0), function(x1)
+        for _ in range(8):
+            if f1 == f0:
+                break
+            x2 = x1 - f1 * (x1 - x0) / (f1 - f0)
+            if not floor < x2 < 100 * (abs(guess) + scale):
+                break
+            x0, f0, x1, f1 = x1, f1, x2, function(x2)
+            if abs(x1 - x0) < tolerance:
+                return float(x1)
+    low = floor
     if function(low) >= 0.0:
         tiny = start + 1e-3 * scale
         if function(tiny) >= 0.0:
             return low
-        return float(optimize.brentq(function, tiny, low, xtol=1e-6 * scale))
+        return float(optimize.brentq(function, tiny, low, xtol=tolerance))
     step = scale
     high = start + step
-    for _ in range(max_doublings):
+    for _ in range(40):
         if function(high) > 0.0:
-            return float(optimize.brentq(function, low, high, xtol=1e-6 * scale, rtol=1e-8))
+            return float(optimize.brentq(function, low, high, xtol=tolerance, rtol=1e-8))
         low, step = high, 2.0 * step
         high = start + step
     return float("nan")

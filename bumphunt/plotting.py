@@ -139,3 +139,57 @@ def plot_shape_fits(model, grouped: dict, path: str | Path, *, bins: int = 60) -
     plt.close(fig)
     os.replace(tmp, path)
     return path
+
+
+def _shade_vetoes(ax, vetoed):
+    for low, high in vetoed.values():
+        ax.axvspan(low, high, color="grey", alpha=0.3, linewidth=0)
+
+
+def plot_brazil(rows, vetoed, path, *, column_prefix: str = "ul", ylabel: str = "95% CL upper limit on $N_{sig}$"):
+    """Observed upper limit versus mass with the expected +-1 and +-2 sigma bands."""
+    plt = _pyplot()
+    mass = np.array([r["mass"] for r in rows])
+    get = lambda key: np.array([r[key] for r in rows], dtype=float)  # noqa: E731
+    fig, ax = plt.subplots(figsize=(12, 7))
+    ax.fill_between(mass, get(f"{column_prefix}_exp_m2"), get(f"{column_prefix}_exp_p2"), color="#FFDF7F",
+                    label=r"expected $\pm 2\sigma$", step="mid")  # fmt: skip
+    ax.fill_between(mass, get(f"{column_prefix}_exp_m1"), get(f"{column_prefix}_exp_p1"), color="#85D1FB",
+                    label=r"expected $\pm 1\sigma$", step="mid")  # fmt: skip
+    ax.plot(mass, get(f"{column_prefix}_exp"), "k--", linewidth=1, label="expected")
+    ax.plot(mass, get(f"{column_prefix}_obs"), "k-", linewidth=1, label="observed")
+    _shade_vetoes(ax, vetoed)
+    ax.set_xlabel(r"$m_a$ [GeV]")
+    ax.set_ylabel(ylabel)
+    ax.set_xlim(mass.min(), mass.max())
+    ax.set_ylim(0, None)
+    ax.legend(fontsize=16)
+    path = _atomic_savefig(fig, Path(path), dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_local_significance(rows, vetoed, global_significance, path):
+    """Local significance versus mass, with the largest excess and its global significance."""
+    plt = _pyplot()
+    mass = np.array([r["mass"] for r in rows])
+    z = np.array([r["z_local"] for r in rows], dtype=float)
+    fig, ax = plt.subplots(figsize=(12, 6))
+    ax.plot(mass, z, "k-", linewidth=1)
+    _shade_vetoes(ax, vetoed)
+    for level in (1, 2, 3):
+        ax.axhline(level, color="C3", linestyle=":", linewidth=1)
+    if np.isfinite(global_significance.get("z_local_max", np.nan)):
+        ax.annotate(
+            f"$Z_{{local}}$ = {global_significance['z_local_max']:.2f} at {global_significance['mass']:.3f} GeV\n"
+            f"$Z_{{global}}$ = {global_significance['z_global']:.2f}",
+            xy=(global_significance["mass"], global_significance["z_local_max"]),
+            xytext=(0.55, 0.85), textcoords="axes fraction", fontsize=14, arrowprops={"arrowstyle": "->"},
+        )  # fmt: skip
+    ax.set_xlabel(r"$m_a$ [GeV]")
+    ax.set_ylabel("local significance Z")
+    ax.set_xlim(mass.min(), mass.max())
+    ax.set_ylim(0, max(4.0, np.nanmax(z) * 1.3 if np.any(np.isfinite(z)) else 4.0))
+    path = _atomic_savefig(fig, Path(path), dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return path
