@@ -39,6 +39,7 @@ COLUMNS = (
 )  # fmt: skip
 MIN_EVENTS_IN_WINDOW = 10
 _POINTS_PER_TASK = 16
+_BINS = 2000  # binned likelihood: bins of window / 2000 = sigma / 50 at +-20 sigma
 
 
 def scan_grid(model, start: float, stop: float, step_sigmas: float, veto_sigmas: float):
@@ -166,7 +167,8 @@ def run_task(task: ScanTask) -> list[dict]:
         if len(x) < MIN_EVENTS_IN_WINDOW:
             row.update(_failed_row(f"empty window ({len(x)} candidates)"))
         else:
-            data = hypothesis_data(x, shape, order=settings["background_order"])
+            binned = len(x) > settings["binned_above"]
+            data = hypothesis_data(x, shape, order=settings["background_order"], bins=_BINS if binned else None)
             if task.discovery_only:
                 row.update(fit_discovery(data))
             else:
@@ -275,7 +277,7 @@ def run_scan(
         raise BumphuntError("the scan data hold no candidates (check the data file and the selection)")
     grid = (settings["start"], settings["stop"], settings["step_sigmas"], settings["veto_sigmas"])
     masses, vetoed = scan_grid(model, *grid)
-    task_settings = {k: settings[k] for k in ("window_sigmas", "background_order", "confidence_level")}
+    task_settings = {k: settings[k] for k in ("window_sigmas", "background_order", "confidence_level", "binned_above")}
     fingerprint = _fingerprint(task_settings, model_path.read_bytes(), candidates.tobytes(), *_code_identity())
     points_dir = output_dir / "points"
     points_dir.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,11 @@ SMALL = [
     "--set", "simulation.signal.masses={start: 1.0, stop: 5.0, step: 0.5}",
     "--set", "shapes.n_held_out=2",
     "--set", "shapes.plots=false",
+    "--set", "scan.start=1.2",
+    "--set", "scan.stop=4.8",
+    "--set", "scan.step_sigmas=10",
+    "--set", "scan.global_toys=0",
+    "--set", "scan.plots=false",
     "--set", "simulation.signal.events_per_mass=1000",
     "--set", "simulation.backgrounds.ggg.events=2000",
     "--set", "simulation.backgrounds.pi0_gamma.events=500",
@@ -45,8 +50,9 @@ def test_simulate_writes_ntuples(tmp_path):
 def test_run_says_which_stages_are_missing(tmp_path):
     result = CliRunner().invoke(main, ["run", "--set", f"output_dir={tmp_path}", "-q", *SMALL])
     assert result.exit_code == 0, result.output
-    assert "not built yet: select" in result.output
+    assert "not built yet: select, exclusion" in result.output
     assert (tmp_path / "shapes" / "signal_shapes.json").is_file()
+    assert "scan: " in result.output and (tmp_path / "scan" / "results.csv").is_file()
     assert (tmp_path / "kinfit" / "ggg.root").is_file()
     assert (tmp_path / "simulation" / "ggg.root").is_file()
 

@@ -94,3 +94,17 @@ def test_upper_limits_cover_and_expected_bands_describe_background_toys(toys):
     assert np.mean(limits > expected[1]) == pytest.approx(0.1587, abs=0.05)
     assert np.mean(limits > expected[2]) == pytest.approx(0.0228, abs=0.02)
     assert np.mean(limits < expected[-1]) == pytest.approx(0.1587, abs=0.06)
+
+
+def test_binned_fit_equals_unbinned():
+    rng = np.random.default_rng(31)
+    background = _sample(rng, lambda x: 1.0 + 0.8 * (x - 3.0) - 3.0 * (x - 3.0) ** 2, 50_000, SHAPE.lower, SHAPE.upper)
+    x = np.r_[background, _sample(rng, SHAPE.pdf, 250, SHAPE.lower, SHAPE.upper)]
+    unbinned = evaluate_hypothesis(hypothesis_data(x, SHAPE))
+    binned = evaluate_hypothesis(hypothesis_data(x, SHAPE, bins=2000))
+    assert binned.n_events == unbinned.n_events
+    assert binned.n_sig == pytest.approx(unbinned.n_sig, abs=0.02 * unbinned.n_sig_error)
+    assert binned.upper_limit == pytest.approx(unbinned.upper_limit, rel=0.01)
+    for band in BANDS:
+        assert binned.expected[band] == pytest.approx(unbinned.expected[band], rel=0.01)
+    assert binned.z_local == pytest.approx(unbinned.z_local, abs=0.02)

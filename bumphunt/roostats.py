@@ -1,0 +1,111 @@
+"""The same hypothesis test in RooFit/RooStats, for cross-checks (needs the optional `root` package).
+
+Builds the model of :mod:`bumphunt.hypothesis` in a RooWorkspace (RooCrystalBall and
+RooChebychev for the fixed signal, RooChebychev for the background, extended RooAddPdf),
+then runs RooStats' AsymptoticCalculator (one-sided q~_mu) with the HypoTestInverter (CLs)
+for the upper limits and the one-sided discovery test for p0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RooStatsResult:
+    """RooStats' answers: observed and expected limits on n_sig, p0 and the fitted n_sig (>= 0)."""
+
+    upper_limit: float
+    expected: dict[int, float]
+    p0: float
+    n_sig: float
+
+
+def roostats_hypothesis_test(
+    x: np.ndarray, shape, *, order: int = 3, confidence_level: float = 0.95, scan_points: int = 60,
+    scan_max: float | None = None,
+) -> RooStatsResult:  # fmt: skip
+    """Run RooStats on candidate masses ``x`` in the window of ``shape``.
+
+    Parameters
+    ----------
+    x : array
+        Candidate masses; those outside the window are dropped.
+    shape : SignalShape
+        Fixed signal shape at the hypothesis.
+    order : int
+        Chebyshev background order.
+    scan_points, scan_max :
+        HypoTestInverter's fixed scan of n_sig in [0, scan_max] (default: 6 x the fitted error
+        above the fitted yield); the limits are interpolated between its points.
+    """
+    import ROOT
+
+    ROOT.RooMsgService.instance().setGlobalKillBelow(ROOT.RooFit.ERROR)
+    ROOT.RooStats.UseNLLOffset(True)
+    x = np.asarray(x, dtype=np.float64)
+    x = x[np.isfinite(x) & (x >= shape.lower) & (x <= shape.upper)]
+    n = float(len(x))
+    workspace = ROOT.RooWorkspace("w")
+    mass = ROOT.RooRealVar("m_gg", "m_gg", shape.lower, shape.upper)
+    constants = [
+        ROOT.RooRealVar(name, name, value)
+        for name, value in (
+            ("mu", shape.mu), ("sigma_l", shape.sigma_l), ("sigma_r", shape.sigma_r), ("alpha_l", shape.alpha_l),
+            ("n_l", shape.n_l), ("alpha_r", shape.alpha_r), ("n_r", shape.n_r), ("c_comb", shape.c1),
+            ("fraction", shape.fraction),
+        )
+    ]  # fmt: skip
+    mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r, c_comb, fraction = constants
+    peak = ROOT.RooCrystalBall("peak", "peak", mass, mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r)
+    combinatorial = ROOT.RooChebychev("comb", "comb", mass, ROOT.RooArgList(c_comb))
+    signal = ROOT.RooAddPdf("signal", "signal", ROOT.RooArgList(peak, combinatorial), ROOT.RooArgList(fraction))
+    coefficients = [ROOT.RooRealVar(f"c{k}", f"c{k}", 0.0, -2.0, 2.0) for k in range(1, order + 1)]
+    background = ROOT.RooChebychev("background", "background", mass, ROOT.RooArgList(*coefficients))
+    # the POI bounded at zero, as for upper limits in RooStats and Combine: the reference fit of
+    # q~_mu then sits at n_sig = 0 when the data fluctuate low (Cowan et al. 2011, eq. 16)
+    n_sig = ROOT.RooRealVar("n_sig", "n_sig", 0.0, 0.0, n)
+    n_bkg = ROOT.RooRealVar("n_bkg", "n_bkg", n, 0.0, 3.0 * n + 10.0)
+    model = ROOT.RooAddPdf("model", "model", ROOT.RooArgList(signal, background), ROOT.RooArgList(n_sig, n_bkg))
+    data = ROOT.RooDataSet.from_numpy({"m_gg": x}, ROOT.RooArgSet(mass))
+    workspace.Import(model)
+    workspace.Import(data)
+    model, n_sig, data = workspace.pdf("model"), workspace.var("n_sig"), workspace.data(data.GetName())
+
+    config = ROOT.RooStats.ModelConfig("config", workspace)
+    config.SetPdf(model)
+    config.SetParametersOfInterest(ROOT.RooArgSet(n_sig))
+    config.SetObservables(ROOT.RooArgSet(workspace.var("m_gg")))
+    nuisances = [workspace.var("n_bkg")] + [workspace.var(f"c{k}") for k in range(1, order + 1)]
+    config.SetNuisanceParameters(ROOT.RooArgSet(*nuisances))
+
+    model.fitTo(data, ROOT.RooFit.Extended(True), ROOT.RooFit.PrintLevel(-1), ROOT.RooFit.Save(False))
+    fitted, error = n_sig.getVal(), n_sig.getError()
+
+    signal_plus_background = config.Clone("sb")
+    n_sig.setVal(max(fitted, error))
+    signal_plus_background.SetSnapshot(ROOT.RooArgSet(n_sig))
+    background_only = config.Clone("b")
+    n_sig.setVal(0.0)
+    background_only.SetSnapshot(ROOT.RooArgSet(n_sig))
+
+    discovery = ROOT.RooStats.AsymptoticCalculator(data, signal_plus_background, background_only)
+    discovery.SetOneSidedDiscovery(True)
+    discovery.SetPrintLevel(-1)
+    p0 = discovery.GetHypoTest().NullPValue()
+
+    calculator = ROOT.RooStats.AsymptoticCalculator(data, background_only, signal_plus_background)
+    calculator.SetOneSided(True)
+    calculator.SetQTilde(True)
+    calculator.SetPrintLevel(-1)
+    inverter = ROOT.RooStats.HypoTestInverter(calculator)
+    inverter.SetConfidenceLevel(confidence_level)
+    inverter.UseCLs(True)
+    inverter.SetVerbose(False)
+    high = scan_max if scan_max is not None else max(fitted, 0.0) + 6.0 * error
+    inverter.SetFixedScan(scan_points, 0.0, high)
+    interval = inverter.GetInterval()
+    expected = {band: float(interval.GetExpectedUpperLimit(band)) for band in (-2, -1, 0, 1, 2)}
+    return RooStatsResult(float(interval.UpperLimit()), expected, float(p0), float(fitted))

@@ -1,0 +1,36 @@
+"""Our limits and p-values against RooStats (AsymptoticCalculator + HypoTestInverter, CLs,
+one-sided q~_mu) on the same model and spectra. Needs the optional `root` package."""
+
+import numpy as np
+import pytest
+from scipy import integrate
+
+from bumphunt.hypothesis import BANDS, evaluate_hypothesis, hypothesis_data
+from bumphunt.shapes import SignalShape
+
+pytest.importorskip("ROOT", reason="the optional root package is not installed")
+
+SHAPE = SignalShape(3.0, 0.013, 0.013, 1.5, 10.0, 1.5, 10.0, 0.95, 0.1, 3.0 - 20 * 0.013, 3.0 + 20 * 0.013)
+
+
+def _sample(rng, pdf, n):
+    grid = np.linspace(SHAPE.lower, SHAPE.upper, 20_001)
+    cdf = integrate.cumulative_trapezoid(pdf(grid), grid, initial=0.0)
+    return np.interp(rng.random(n), cdf / cdf[-1], grid)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize(("n_background", "n_signal"), [(20_000, 0), (20_000, 120), (5_000, 60)])
+def test_limits_and_p0_equal_roostats(n_background, n_signal):
+    from bumphunt.roostats import roostats_hypothesis_test
+
+    rng = np.random.default_rng(n_background + n_signal)
+    background = _sample(rng, lambda x: 1.0 + 0.8 * (x - 3.0) - 3.0 * (x - 3.0) ** 2, n_background)
+    x = np.r_[background, _sample(rng, SHAPE.pdf, n_signal)]
+    ours = evaluate_hypothesis(hypothesis_data(x, SHAPE))
+    # RooStats interpolates the limits on a fixed scan of n_sig: make it cover the +2 sigma band
+    reference = roostats_hypothesis_test(x, SHAPE, scan_points=200, scan_max=1.3 * ours.expected[2])
+    assert ours.upper_limit == pytest.approx(reference.upper_limit, rel=0.01)
+    for band in BANDS:
+        assert ours.expected[band] == pytest.approx(reference.expected[band], rel=0.01), band
+    assert ours.p0_local == pytest.approx(reference.p0, rel=0.02)
