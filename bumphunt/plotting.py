@@ -193,3 +193,46 @@ def plot_local_significance(rows, vetoed, global_significance, path):
     path = _atomic_savefig(fig, Path(path), dpi=80, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def plot_hypothesis_fit(data, fit, path, *, bins: int = 80, title: str = "") -> Path:
+    """Candidates in the window of one mass hypothesis with the fitted signal and background.
+
+    Parameters
+    ----------
+    data : bumphunt.hypothesis.HypothesisData
+        Unbinned candidates of the window (weights 1).
+    fit : bumphunt.hypothesis.HypothesisFit
+        Fit of (n_sig, n_bkg, c_1..c_k).
+    """
+    from .hypothesis import chebyshev_basis, chebyshev_means
+
+    plt = _pyplot()
+    shape = data.shape
+    x = 0.5 * (data.basis[:, 0] + 1.0) * (shape.upper - shape.lower) + shape.lower
+    counts, edges = np.histogram(x, bins=bins, range=(shape.lower, shape.upper), weights=data.weights)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    width = edges[1] - edges[0]
+    fine = np.linspace(shape.lower, shape.upper, 600)
+    scaled = 2.0 * (fine - shape.lower) / (shape.upper - shape.lower) - 1.0
+    coefficients = fit.values[2:]
+    background = (1.0 + chebyshev_basis(scaled, len(coefficients)) @ coefficients) / (
+        (shape.upper - shape.lower) * (1.0 + chebyshev_means(len(coefficients)) @ coefficients)
+    )
+    n_sig, n_bkg = fit.values[0], fit.values[1]
+    fig, (ax, ax_pull) = plt.subplots(2, 1, figsize=(10, 8), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    ax.errorbar(centres, counts, yerr=np.sqrt(counts), fmt="ko", markersize=3, label="data")
+    ax.plot(fine, width * (n_bkg * background + n_sig * shape.pdf(fine)), color="C0", label="signal + background")
+    ax.plot(fine, width * n_bkg * background, "--", color="C1", label="background")
+    ax.set_ylabel(f"candidates / {1e3 * width:.1f} MeV")
+    ax.set_title(title, fontsize=16)
+    ax.legend(fontsize=14)
+    expected_bins = width * (n_bkg * np.interp(centres, fine, background) + n_sig * shape.pdf(centres))
+    ax_pull.step(centres, (counts - expected_bins) / np.sqrt(np.maximum(expected_bins, 1e-9)), where="mid")
+    ax_pull.axhline(0, color="k", linewidth=1)
+    ax_pull.set_ylim(-4, 4)
+    ax_pull.set_ylabel("pull")
+    ax_pull.set_xlabel(r"$M_{\gamma\gamma}$ [GeV]")
+    path = _atomic_savefig(fig, Path(path), dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return path

@@ -304,10 +304,25 @@ def run_scan(
             plot_brazil(rows, vetoed, output_dir / "upper_limits.png"),
             plot_local_significance(rows, vetoed, global_significance, output_dir / "local_significance.png"),
         ]
+        if np.isfinite(global_significance["mass"]):
+            plots.append(_plot_best_fit(candidates, model, global_significance, settings, output_dir / "best_fit.png"))
     return ScanResult(
         rows, global_significance, vetoed, table_csv, table_json, plots, time.perf_counter() - started,
         len(masses) - len(todo),
     )  # fmt: skip
+
+
+def _plot_best_fit(candidates, model, global_significance, settings, path):
+    """The fit at the mass of the largest local excess."""
+    from .hypothesis import HypothesisLikelihood, hypothesis_data
+    from .plotting import plot_hypothesis_fit
+
+    mass = global_significance["mass"]
+    shape = model.shape(mass, window_sigmas=settings["window_sigmas"])
+    data = hypothesis_data(candidates, shape, order=settings["background_order"])
+    fit = HypothesisLikelihood(data).fit()
+    title = f"m = {mass:.4f} GeV: $Z_{{local}}$ = {global_significance['z_local_max']:.2f}"
+    return plot_hypothesis_fit(data, fit, path, title=title)
 
 
 def _scan_data(config) -> np.ndarray:

@@ -67,7 +67,7 @@ def test_table_plots_and_vetoes(analysis, serial):
     for r in ok:
         assert r["ul_exp_m2"] < r["ul_exp_m1"] < r["ul_exp"] < r["ul_exp_p1"] < r["ul_exp_p2"]
         assert r["ul_obs"] > 0 and r["xsec_ul_pb"] > 0 and r["g_ul_gev"] > 0
-    assert {p.name for p in serial.plots} == {"upper_limits.png", "local_significance.png"}
+    assert {p.name for p in serial.plots} == {"upper_limits.png", "local_significance.png", "best_fit.png"}
     assert 0 <= serial.global_significance["z_global"] <= serial.global_significance["z_local_max"]
 
 
