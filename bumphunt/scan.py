@@ -75,13 +75,11 @@ def _candidates(path, selection: str, mass_variable: str, *, weights_to_counts=N
     from .ntuple import iterate_ntuple
     from .selection import branches_used, evaluate_cut
 
-    branches = (
-        sorted({mass_variable, "weight"} | branches_used(selection))
-        if weights_to_counts
-        else sorted({mass_variable} | branches_used(selection))
-    )
+    needed = {mass_variable} | branches_used(selection)
+    if weights_to_counts is not None:
+        needed.add("weight")
     pieces = []
-    for chunk in iterate_ntuple(path, branches, step_size=500_000):
+    for chunk in iterate_ntuple(path, sorted(needed), step_size=500_000):
         keep = evaluate_cut(selection, chunk, len(chunk[mass_variable]))
         values = chunk[mass_variable][keep]
         if weights_to_counts is not None:
