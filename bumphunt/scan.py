@@ -42,9 +42,10 @@ _POINTS_PER_TASK = 16
 _BINS = 2000  # binned likelihood: bins of window / 2000 = sigma / 50 at +-20 sigma
 
 
-def scan_grid(model, start: float, stop: float, step_sigmas: float, veto_sigmas: float):
-    """Mass hypotheses from ``start`` to ``stop`` in steps of ``step_sigmas`` resolutions,
-    without those within ``veto_sigmas`` resolutions of a vetoed meson.
+def scan_grid(model, start: float, stop: float, step_sigmas: float, veto_sigmas: float, step_gev: float = 0.0):
+    """Mass hypotheses from ``start`` to ``stop`` in steps of ``step_sigmas`` resolutions (or
+    of ``step_gev`` when it is positive), without those within ``veto_sigmas`` resolutions of
+    a vetoed meson.
 
     Returns
     -------
@@ -55,7 +56,7 @@ def scan_grid(model, start: float, stop: float, step_sigmas: float, veto_sigmas:
     masses, mass = [], start
     while mass <= stop + 1e-12:
         masses.append(mass)
-        mass += step_sigmas * float(model.resolution(mass))
+        mass += step_gev if step_gev > 0 else step_sigmas * float(model.resolution(mass))
     masses = np.array(masses)
     vetoed = {}
     keep = np.ones(len(masses), dtype=bool)
@@ -273,7 +274,7 @@ def run_scan(
     candidates = _scan_data(config)
     if len(candidates) == 0:
         raise BumphuntError("the scan data hold no candidates (check the data file and the selection)")
-    grid = (settings["start"], settings["stop"], settings["step_sigmas"], settings["veto_sigmas"])
+    grid = (settings["start"], settings["stop"], settings["step_sigmas"], settings["veto_sigmas"], settings["step_gev"])
     masses, vetoed = scan_grid(model, *grid)
     task_settings = {k: settings[k] for k in ("window_sigmas", "background_order", "confidence_level", "binned_above")}
     fingerprint = _fingerprint(task_settings, model_path.read_bytes(), candidates.tobytes(), *_code_identity())

@@ -142,4 +142,6 @@ def test_grid_and_upcrossings():
     assert masses[0] == 0.2 and np.allclose(np.diff(masses)[:10], 0.005)
     for low, high in vetoed.values():
         assert not np.any((masses > low) & (masses < high)) and high - low == pytest.approx(0.06)
+    fixed, _ = scan_grid(Flat(), 2.0, 3.0, 0.5, 3.0, step_gev=0.1)
+    assert np.allclose(fixed, np.arange(2.0, 3.01, 0.1))
     assert upcrossings(np.array([0, 1, 0, 2, 2, 0, np.nan, 3]), 0.5) == 3
