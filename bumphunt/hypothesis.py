@@ -92,6 +92,7 @@ def _nll_and_gradient(params, signal, basis, weights, means, width, grid_basis):
 class HypothesisData:
     """Candidates in the window of one mass hypothesis, with the fixed signal density."""
 
+    mass: float  # the mass hypothesis (GeV); the shape's peak may sit slightly off it
     shape: object  # SignalShape at the hypothesis; its window is the fit range
     signal: np.ndarray
     basis: np.ndarray
@@ -115,7 +116,13 @@ class HypothesisData:
 
 
 def hypothesis_data(
-    x: np.ndarray, shape, *, order: int = 3, weights: np.ndarray | None = None, bins: int | None = None
+    x: np.ndarray,
+    shape,
+    *,
+    order: int = 3,
+    weights: np.ndarray | None = None,
+    bins: int | None = None,
+    mass: float | None = None,
 ) -> HypothesisData:
     """Prepare candidate masses for the fits at one hypothesis.
 
@@ -132,6 +139,8 @@ def hypothesis_data(
     bins : int, optional
         Bin the candidates in this many equal bins of the window (a binned likelihood, whose
         cost does not grow with the number of candidates); unbinned when None.
+    mass : float, optional
+        The mass hypothesis (GeV) the results are reported at; the shape's peak by default.
     """
     x = np.asarray(x, dtype=np.float64)
     weights = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
@@ -143,6 +152,7 @@ def hypothesis_data(
         x, weights = x[weights > 0], weights[weights > 0]
     scaled = 2.0 * (x - shape.lower) / (shape.upper - shape.lower) - 1.0
     return HypothesisData(
+        mass=float(shape.mu if mass is None else mass),
         shape=shape,
         signal=np.ascontiguousarray(shape.pdf(x)),
         basis=np.ascontiguousarray(chebyshev_basis(scaled, order)),
@@ -237,7 +247,9 @@ class HypothesisLikelihood:
         polynomial = 1.0 + chebyshev_basis(scaled, data.order) @ coefficients
         background = polynomial / (self._width * (1.0 + self._means @ coefficients))
         expected = (fit.values[1] * background + n_sig * data.shape.pdf(centres)) * (edges[1] - edges[0])
-        return HypothesisLikelihood(hypothesis_data(centres, data.shape, order=data.order, weights=expected))
+        return HypothesisLikelihood(
+            hypothesis_data(centres, data.shape, order=data.order, weights=expected, mass=data.mass)
+        )
 
 
 #: Expected-limit bands, in standard deviations of the background-only distribution.
@@ -328,7 +340,7 @@ def evaluate_hypothesis(data: HypothesisData, *, confidence_level: float = 0.95)
     likelihood = HypothesisLikelihood(data)
     free = likelihood.fit(errors=True)
     null = likelihood.fit(n_sig=0.0, start=free.values, steps=free.errors)
-    mass = float(data.shape.mu)
+    mass = data.mass
     if not (free.valid and null.valid):
         nan = float("nan")
         return HypothesisResult(mass, data.n_events, nan, nan, nan, nan, nan, nan, dict.fromkeys(BANDS, nan),

@@ -167,7 +167,8 @@ def run_task(task: ScanTask) -> list[dict]:
             row.update(_failed_row(f"empty window ({len(x)} candidates)"))
         else:
             binned = len(x) > settings["binned_above"]
-            data = hypothesis_data(x, shape, order=settings["background_order"], bins=_BINS if binned else None)
+            bins = _BINS if binned else None
+            data = hypothesis_data(x, shape, order=settings["background_order"], bins=bins, mass=mass)
             if task.discovery_only:
                 row.update(fit_discovery(data))
             else:
@@ -318,7 +319,7 @@ def _plot_best_fit(candidates, model, global_significance, settings, path):
 
     mass = global_significance["mass"]
     shape = model.shape(mass, window_sigmas=settings["window_sigmas"])
-    data = hypothesis_data(candidates, shape, order=settings["background_order"])
+    data = hypothesis_data(candidates, shape, order=settings["background_order"], mass=mass)
     fit = HypothesisLikelihood(data).fit()
     title = f"m = {mass:.4f} GeV: $Z_{{local}}$ = {global_significance['z_local_max']:.2f}"
     return plot_hypothesis_fit(data, fit, path, title=title)
