@@ -724,8 +724,10 @@ def validate_held_out(model: ShapeModel, standard_errors: dict) -> dict:
     n = len(rows)
     summary = {
         "n_held_out_fitted": n,
-        "mu_within_2_errors": sum(abs(r["mu_difference_in_errors"]) < 2 for r in rows) / n if n else math.nan,
-        "sigma_within_2_errors": sum(abs(r["sigma_difference_in_errors"]) < 2 for r in rows) / n if n else math.nan,
+        "mu_within_2_errors": float(sum(abs(r["mu_difference_in_errors"]) < 2 for r in rows) / n) if n else math.nan,
+        "sigma_within_2_errors": float(sum(abs(r["sigma_difference_in_errors"]) < 2 for r in rows) / n)
+        if n
+        else math.nan,
     }
     return {"summary": summary, "masses": rows}
 
@@ -740,7 +742,7 @@ def add_goodness_of_fit(model: ShapeModel, candidates_by_mass: dict[float, np.nd
         row.update(gof_chi2=chi2, gof_ndf=ndf, gof_pvalue=pvalue)
     rows = model.validation["masses"]
     model.validation["summary"]["gof_pvalue_above_0.01"] = (
-        sum(r["gof_pvalue"] > 0.01 for r in rows) / len(rows) if rows else math.nan
+        float(sum(r["gof_pvalue"] > 0.01 for r in rows) / len(rows)) if rows else math.nan
     )
 
 

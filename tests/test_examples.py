@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 EXAMPLES = Path(__file__).parents[1] / "examples"
 
 
@@ -40,3 +42,14 @@ def test_kinfit_resolution(tmp_path):
     before, after = sigma[6.0]
     # the beam constraint sharpens the 6 GeV peak several-fold (toy studies: ~78 -> ~17 MeV)
     assert 60 < before < 95 and after < before / 3
+
+
+def test_quickstart_notebook_runs():
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    notebook = nbformat.read(EXAMPLES / "quickstart.ipynb", as_version=4)
+    nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3").execute()
+    outputs = "".join(
+        output.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
+    )
+    assert "after the kinematic fit" in outputs and "z_global" in outputs
