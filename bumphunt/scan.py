@@ -151,6 +151,15 @@ class ScanTask:
     discovery_only: bool = False
 
 
+def window_shape(model, mass: float, settings: dict):
+    """Signal shape at ``mass`` in its fit window: +-window_sigmas resolutions, cut below at
+    ``window_floor``, where the diphoton spectrum turns on and no polynomial follows it."""
+    shape = model.shape(mass, window_sigmas=settings["window_sigmas"])
+    if shape.lower < settings["window_floor"]:
+        shape = shape.with_window(settings["window_floor"], shape.upper)
+    return shape
+
+
 def run_task(task: ScanTask) -> list[dict]:
     """Evaluate the mass points of a task (in a worker process or on a Dask worker)."""
     from .hypothesis import evaluate_hypothesis, fit_discovery, hypothesis_data
@@ -159,7 +168,7 @@ def run_task(task: ScanTask) -> list[dict]:
     settings = task.settings
     rows = []
     for mass in task.masses:
-        shape = model.shape(mass, window_sigmas=settings["window_sigmas"])
+        shape = window_shape(model, mass, settings)
         low, high = np.searchsorted(task.candidates, [shape.lower, shape.upper])
         x = task.candidates[low:high]
         row = {"mass": mass, "n_events": float(len(x))}
@@ -277,7 +286,8 @@ def run_scan(
         raise BumphuntError("the scan data hold no candidates (check the data file and the selection)")
     grid = (settings["start"], settings["stop"], settings["step_sigmas"], settings["veto_sigmas"], settings["step_gev"])
     masses, vetoed = scan_grid(model, *grid)
-    task_settings = {k: settings[k] for k in ("window_sigmas", "background_order", "confidence_level", "binned_above")}
+    keys = ("window_sigmas", "window_floor", "background_order", "confidence_level", "binned_above")
+    task_settings = {k: settings[k] for k in keys}
     fingerprint = _fingerprint(task_settings, model_path.read_bytes(), candidates.tobytes(), *_code_identity())
     points_dir = output_dir / "points"
     points_dir.mkdir(parents=True, exist_ok=True)
@@ -318,7 +328,7 @@ def _plot_best_fit(candidates, model, global_significance, settings, path):
     from .plotting import plot_hypothesis_fit
 
     mass = global_significance["mass"]
-    shape = model.shape(mass, window_sigmas=settings["window_sigmas"])
+    shape = window_shape(model, mass, settings)
     data = hypothesis_data(candidates, shape, order=settings["background_order"], mass=mass)
     fit = HypothesisLikelihood(data).fit()
     title = f"m = {mass:.4f} GeV: $Z_{{local}}$ = {global_significance['z_local_max']:.2f}"
@@ -354,8 +364,7 @@ def _tasks(masses, candidates, model, model_path, settings, *, discovery_only=Fa
     tasks = []
     for start in range(0, len(masses), _POINTS_PER_TASK):
         group = tuple(float(m) for m in masses[start : start + _POINTS_PER_TASK])
-        first = model.shape(group[0], window_sigmas=settings["window_sigmas"])
-        last = model.shape(group[-1], window_sigmas=settings["window_sigmas"])
+        first, last = window_shape(model, group[0], settings), window_shape(model, group[-1], settings)
         low, high = np.searchsorted(candidates, [first.lower, last.upper])
         tasks.append(ScanTask(group, candidates[low:high].copy(), model_path, settings, discovery_only))
     return tasks

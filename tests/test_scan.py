@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -145,3 +146,17 @@ def test_grid_and_upcrossings():
     fixed, _ = scan_grid(Flat(), 2.0, 3.0, 0.5, 3.0, step_gev=0.1)
     assert np.allclose(fixed, np.arange(2.0, 3.01, 0.1))
     assert upcrossings(np.array([0, 1, 0, 2, 2, 0, np.nan, 3]), 0.5) == 3
+
+
+def test_windows_are_cut_at_the_floor_and_stay_normalised(analysis):
+    from scipy import integrate
+
+    from bumphunt.scan import _load_model, window_shape
+
+    model = _load_model(str((Path(analysis["output_dir"]) / "shapes" / "signal_shapes.json").resolve()))
+    settings = {"window_sigmas": 20.0, "window_floor": 0.3}
+    shape = window_shape(model, 0.4, settings)
+    assert shape.lower == 0.3 and shape.upper == pytest.approx(0.4 + 20 * float(model.resolution(0.4)), rel=1e-3)
+    area = integrate.quad(lambda x: shape.pdf(x)[0], shape.lower, shape.upper, points=[shape.mu], limit=200)[0]
+    assert area == pytest.approx(1.0, rel=1e-6)
+    assert window_shape(model, 2.0, settings).lower > 0.3  # far from the floor: untouched
