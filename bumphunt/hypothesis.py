@@ -295,15 +295,20 @@ class HypothesisResult:
         }
 
 
-def fit_discovery(data: HypothesisData) -> dict:
-    """Signal yield and local significance only (no limits): the look-elsewhere toys."""
-    likelihood = HypothesisLikelihood(data)
+def _discovery_fits(likelihood: HypothesisLikelihood) -> tuple[HypothesisFit, HypothesisFit, float, bool]:
+    """The free fit, the fit with n_sig = 0, q0 (one-sided) and whether both fits are valid."""
     free = likelihood.fit(errors=True)
     null = likelihood.fit(n_sig=0.0, start=free.values, steps=free.errors)
-    if not (free.valid and null.valid):
+    q0 = max(2.0 * (null.nll - free.nll), 0.0) if free.n_sig > 0 else 0.0
+    return free, null, q0, free.valid and null.valid
+
+
+def fit_discovery(data: HypothesisData) -> dict:
+    """Signal yield and local significance only (no limits): the look-elsewhere toys."""
+    free, _, q0, valid = _discovery_fits(HypothesisLikelihood(data))
+    if not valid:
         nan = float("nan")
         return {"n_sig": nan, "n_sig_err": nan, "q0": nan, "z_local": nan, "p0_local": nan, "fit_status": "fit failed"}
-    q0 = max(2.0 * (null.nll - free.nll), 0.0) if free.n_sig > 0 else 0.0
     return {
         "n_sig": free.n_sig,
         "n_sig_err": float(free.errors[0]),
@@ -338,14 +343,12 @@ def evaluate_hypothesis(data: HypothesisData, *, confidence_level: float = 0.95)
     """
     alpha = 1.0 - confidence_level
     likelihood = HypothesisLikelihood(data)
-    free = likelihood.fit(errors=True)
-    null = likelihood.fit(n_sig=0.0, start=free.values, steps=free.errors)
+    free, null, q0, valid = _discovery_fits(likelihood)
     mass = data.mass
-    if not (free.valid and null.valid):
+    if not valid:
         nan = float("nan")
         return HypothesisResult(mass, data.n_events, nan, nan, nan, nan, nan, nan, dict.fromkeys(BANDS, nan),
                                 confidence_level, "fit failed")  # fmt: skip
-    q0 = max(2.0 * (null.nll - free.nll), 0.0) if free.n_sig > 0 else 0.0
     z_local = math.sqrt(q0)
 
     asimov = likelihood.asimov(null)
