@@ -182,18 +182,25 @@ class HypothesisLikelihood:
         self._means = chebyshev_means(data.order)
         self._width = data.upper - data.lower
         self._grid_basis = np.ascontiguousarray(chebyshev_basis(np.linspace(-1.0, 1.0, 65), data.order))
+        self._last = None
+
+    def _evaluate(self, params) -> tuple[float, np.ndarray]:
+        """-log L and its gradient, computed together; Minuit asks for the gradient at the
+        point it has just evaluated, so the last evaluation is kept."""
+        params = np.asarray(params, dtype=np.float64)
+        if self._last is not None and np.array_equal(params, self._last[0]):
+            return self._last[1], self._last[2]
+        value, gradient = _nll_and_gradient(
+            params, self.data.signal, self.data.basis, self.data.weights, self._means, self._width, self._grid_basis
+        )
+        self._last = (params.copy(), value, gradient)
+        return value, gradient
 
     def nll(self, params) -> float:
-        return _nll_and_gradient(
-            np.asarray(params, dtype=np.float64), self.data.signal, self.data.basis, self.data.weights,
-            self._means, self._width, self._grid_basis,
-        )[0]  # fmt: skip
+        return self._evaluate(params)[0]
 
     def gradient(self, params) -> np.ndarray:
-        return _nll_and_gradient(
-            np.asarray(params, dtype=np.float64), self.data.signal, self.data.basis, self.data.weights,
-            self._means, self._width, self._grid_basis,
-        )[1]  # fmt: skip
+        return self._evaluate(params)[1]
 
     def fit(
         self,

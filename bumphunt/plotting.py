@@ -146,21 +146,21 @@ def _shade_vetoes(ax, vetoed):
         ax.axvspan(low, high, color="grey", alpha=0.3, linewidth=0)
 
 
-def plot_brazil(rows, vetoed, path, *, column_prefix: str = "ul", ylabel: str = "95% CL upper limit on $N_{sig}$"):
+def plot_brazil(rows, vetoed, path):
     """Observed upper limit versus mass with the expected +-1 and +-2 sigma bands."""
     plt = _pyplot()
     mass = np.array([r["mass"] for r in rows])
     get = lambda key: np.array([r[key] for r in rows], dtype=float)  # noqa: E731
     fig, ax = plt.subplots(figsize=(12, 7))
-    ax.fill_between(mass, get(f"{column_prefix}_exp_m2"), get(f"{column_prefix}_exp_p2"), color="#FFDF7F",
+    ax.fill_between(mass, get("ul_exp_m2"), get("ul_exp_p2"), color="#FFDF7F",
                     label=r"expected $\pm 2\sigma$", step="mid")  # fmt: skip
-    ax.fill_between(mass, get(f"{column_prefix}_exp_m1"), get(f"{column_prefix}_exp_p1"), color="#85D1FB",
+    ax.fill_between(mass, get("ul_exp_m1"), get("ul_exp_p1"), color="#85D1FB",
                     label=r"expected $\pm 1\sigma$", step="mid")  # fmt: skip
-    ax.plot(mass, get(f"{column_prefix}_exp"), "k--", linewidth=1, label="expected")
-    ax.plot(mass, get(f"{column_prefix}_obs"), "k-", linewidth=1, label="observed")
+    ax.plot(mass, get("ul_exp"), "k--", linewidth=1, label="expected")
+    ax.plot(mass, get("ul_obs"), "k-", linewidth=1, label="observed")
     _shade_vetoes(ax, vetoed)
     ax.set_xlabel(r"$m_a$ [GeV]")
-    ax.set_ylabel(ylabel)
+    ax.set_ylabel("95% CL upper limit on $N_{sig}$")
     ax.set_xlim(mass.min(), mass.max())
     ax.set_ylim(0, None)
     ax.legend(fontsize=16)

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from . import physics
+from ._parallel import executor, ordered_map
 from .constants import ETA_MASS, ETAPRIME_MASS, PI0_MASS
 
 VETOES = {"pi0": PI0_MASS, "eta": ETA_MASS, "etaprime": ETAPRIME_MASS}
@@ -228,22 +229,8 @@ class ScanResult:
     resumed_points: int
 
 
-def _executor(workers: int, scheduler: str | None):
-    if scheduler:
-        from distributed import Client
-
-        return Client(scheduler)
-    from .simulate import _executor as local_executor
-
-    return local_executor(workers)
-
-
-def _run_tasks(tasks, executor, advance):
-    from .simulate import _InlineExecutor, _ordered_map
-
-    # in-process tasks run at submission: keep one in flight so each is saved as it ends
-    in_flight = 1 if isinstance(executor, _InlineExecutor) else 8
-    for rows in _ordered_map(executor, run_task, tasks, max_in_flight=in_flight):
+def _run_tasks(tasks, pool, advance):
+    for rows in ordered_map(pool, run_task, tasks, max_in_flight=8):
         advance(len(rows))
         yield rows
 
@@ -296,14 +283,17 @@ def run_scan(
     tasks = _tasks(todo, candidates, model, str(model_path.resolve()), task_settings)
     workers = settings["workers"] if workers is None else workers
     workers = workers or os.cpu_count() or 1
-    with progress_bar(progress) as bar, _executor(workers, scheduler) as executor:
+    with progress_bar(progress) as bar, executor(workers, scheduler) as pool:
         advance = bar.add("scan mass points", len(todo))
-        for rows in _run_tasks(tasks, executor, advance):
+        for rows in _run_tasks(tasks, pool, advance):
             for row in rows:
                 key = _point_key(row["mass"])
                 _atomic_write(points_dir / f"{key}.json", json.dumps({"fingerprint": fingerprint, "row": row}))
                 done[key] = row
-    rows = [_with_exclusion(done[_point_key(m)], model, config) for m in masses]
+    from .kinematics import Beams
+
+    sqrt_s = Beams.from_config(config).sqrt_s
+    rows = [_with_exclusion(done[_point_key(m)], model, sqrt_s, config["luminosity"]) for m in masses]
     global_significance = _global_significance(config, rows, model_path, task_settings, workers, scheduler, progress)
     table_csv, table_json = _write_table(output_dir, rows, global_significance, vetoed, settings, fingerprint)
     plots = []
@@ -370,14 +360,12 @@ def _tasks(masses, candidates, model, model_path, settings, *, discovery_only=Fa
     return tasks
 
 
-def _with_exclusion(row: dict, model, config) -> dict:
+def _with_exclusion(row: dict, model, sqrt_s: float, luminosity: float) -> dict:
     """Add the efficiency and the cross-section and coupling limits to a scan row."""
-    from .kinematics import Beams
-
     mass = row["mass"]
     efficiency = float(model.efficiency(mass))
-    sigma_unit = float(physics.alp_cross_section(mass, 1.0, Beams.from_config(config).sqrt_s))
-    xsec_ul = row["ul_obs"] / (efficiency * config["luminosity"]) if efficiency > 0 else math.nan
+    sigma_unit = float(physics.alp_cross_section(mass, 1.0, sqrt_s))
+    xsec_ul = row["ul_obs"] / (efficiency * luminosity) if efficiency > 0 else math.nan
     return {
         **row,
         "efficiency": efficiency,
@@ -410,13 +398,13 @@ def _global_significance(config, rows, model_path, task_settings, workers, sched
         masses = [r["mass"] for r in rows]
         from ._progress import progress_bar
 
-        with progress_bar(progress) as bar, _executor(workers or os.cpu_count() or 1, scheduler) as executor:
+        with progress_bar(progress) as bar, executor(workers or os.cpu_count() or 1, scheduler) as pool:
             advance = bar.add("look-elsewhere toys", settings["global_toys"] * len(masses))
             for toy in range(settings["global_toys"]):
                 candidates = pseudo_data(config, seed=config["seed"] + 1000 + toy)
                 model_file = str(Path(model_path).resolve())
                 tasks = _tasks(masses, candidates, model, model_file, task_settings, discovery_only=True)
-                toy_rows = [row for rows_ in _run_tasks(tasks, executor, advance) for row in rows_]
+                toy_rows = [row for rows_ in _run_tasks(tasks, pool, advance) for row in rows_]
                 counts.append(upcrossings(np.array([r["z_local"] for r in toy_rows]), u0))
     else:
         counts.append(upcrossings(z, u0))

@@ -269,13 +269,16 @@ def binned_chi2(x: np.ndarray, shape: SignalShape, *, n_fitted: int = 0, bins: i
     return chi2, ndf, float(stats.chi2.sf(chi2, ndf))
 
 
-def _minuit(fcn, start: dict, limits: dict):
+def _minuit(fcn, start: dict, limits: dict, fixed: tuple[str, ...] = ()):
+    """MIGRAD (then HESSE when valid) on a negative log-likelihood ``fcn``."""
     from iminuit import Minuit
 
     minuit = Minuit(fcn, **start)
     minuit.errordef = Minuit.LIKELIHOOD
     for name, limit in limits.items():
         minuit.limits[name] = limit
+    for name in fixed:
+        minuit.fixed[name] = True
     minuit.migrad()
     if minuit.valid:
         minuit.hesse()
@@ -337,17 +340,8 @@ def _fit_fraction_numba(x, peak_density, peak_values, lower, upper, fraction_sta
         return dscb.signal_nll(x, fraction, c1, peak_density, lower, upper)
 
     limits = {"fraction": (0.0, 1.0), "c1": (-1.0, 1.0)}
-    from iminuit import Minuit
-
-    minuit = Minuit(nll, fraction=min(max(fraction_start, 0.01), 0.99), c1=0.0)
-    minuit.errordef = Minuit.LIKELIHOOD
-    for name, limit in limits.items():
-        minuit.limits[name] = limit
-    if not c1_floating:
-        minuit.fixed["c1"] = True
-    minuit.migrad()
-    if minuit.valid:
-        minuit.hesse()
+    start = {"fraction": min(max(fraction_start, 0.01), 0.99), "c1": 0.0}
+    minuit = _minuit(nll, start, limits, fixed=() if c1_floating else ("c1",))
     # f and c1 are bounded by physics (a fraction; a positive density), not by the fit
     values, errors, _, valid = _minuit_output(minuit, limits, boundary_ok=("fraction", "c1"))
     if not c1_floating:

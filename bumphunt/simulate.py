@@ -21,18 +21,16 @@ the number of worker processes.
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from . import physics
+from ._parallel import executor, ordered_map
 from ._version import __version__
 from .config import signal_masses
 from .detector import (
@@ -467,14 +465,14 @@ def simulate(
     workers = workers or os.cpu_count() or 1
     plans = plan_samples(config, samples)
     summaries = []
-    with progress_bar(progress) as bar, _executor(workers) as executor:
+    with progress_bar(progress) as bar, executor(workers) as pool:
         for plan in plans:
             started = time.perf_counter()
             path = directory / f"{plan.sample}.root"
             advance = bar.add(f"simulate {plan.sample}", plan.n_generated)
             totals = _Totals()
             with NtupleWriter(path) as writer:
-                for result in _ordered_map(executor, plan.run, plan.tasks, max_in_flight=2 * workers):
+                for result in ordered_map(pool, plan.run, plan.tasks, max_in_flight=2 * workers):
                     writer.extend(result.branches)
                     totals.add(result)
                     advance(result.n_generated)
@@ -544,35 +542,3 @@ def _sample_metadata(plan: SamplePlan, counters: _Totals, config: dict, n_select
         )
     metadata["config"] = config
     return metadata
-
-
-class _InlineExecutor(Executor):
-    """Runs tasks in the calling process (one worker, or debugging)."""
-
-    def submit(self, fn, /, *args, **kwargs):
-        from concurrent.futures import Future
-
-        future = Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except BaseException as error:  # delivered through the future like a real executor
-            future.set_exception(error)
-        return future
-
-
-def _executor(workers: int) -> Executor:
-    # spawn, not fork: the caller may hold threads (TensorFlow, BLAS) that fork would copy mid-flight
-    if workers <= 1:
-        return _InlineExecutor()
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-
-
-def _ordered_map(executor: Executor, fn, tasks, *, max_in_flight: int) -> Iterator:
-    """Like ``executor.map`` but with at most ``max_in_flight`` tasks submitted at once."""
-    pending: deque = deque()
-    for task in tasks:
-        pending.append(executor.submit(fn, task))
-        if len(pending) >= max_in_flight:
-            yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
