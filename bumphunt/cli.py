@@ -178,7 +178,7 @@ def _run_shapes(config, *, input_path=None, output=None, quiet=False):
     click.echo(
         f"signal shapes: {n_ok}/{len(model.fits)} masses fitted, {len(model.held_out)} held out; held-out checks: "
         f"mu within 2 sigma {checks['mu_within_2_errors']:.0%}, width within 2 sigma "
-        f"{checks['sigma_within_2_errors']:.0%}, chi2 p > 0.01 {checks['gof_pvalue_above_0.01']:.0%}  "
+        f"{checks['width_within_2_errors']:.0%}, chi2 p > 0.01 {checks['gof_pvalue_above_0.01']:.0%}  "
         f"{summary.seconds:.1f} s -> {summary.path}"
     )
     return summary

@@ -1,4 +1,5 @@
-"""The double-sided Crystal Ball and first-order Chebyshev densities, normalised in a window.
+"""The signal densities, normalised in a window: the double-sided Crystal Ball (with an
+optional Gaussian sharing its mean) and the first-order Chebyshev (with an optional endpoint).
 
 The double-sided Crystal Ball (DSCB) with t = (x - mu) / sigma_l for x < mu and
 (x - mu) / sigma_r otherwise is
@@ -11,6 +12,11 @@ the definition of RooCrystalBall and of zfit's DoubleCB (sigma_l = sigma_r) and
 GeneralizedCB. Its integral over any window is computed in closed form. The Chebyshev
 density of first order on [lower, upper] is (1 + c1 x') / (upper - lower) with
 x' = 2 (x - lower) / (upper - lower) - 1, like zfit's Chebyshev with coeff0 = 1.
+
+The peak may add a Gaussian of the same mean, (1 - g) DSCB + g Gauss(mu, sigma_g), each part
+normalised in the window. The wrong-pairing density may end at a kinematic endpoint E,
+smeared over a width w: (1 + c1 x') erfc((x - E) / (sqrt(2) w)) / 2, also normalised in
+closed form (:func:`edge_integrals`).
 
 The kernels are numba-compiled, because the signal-shape fits and the mass scan evaluate
 them millions of times; :func:`bumphunt.shapes.zfit_signal_pdf` builds the same model in zfit.
@@ -103,14 +109,83 @@ def dscb_nll(x, mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r, lower, upper):
 
 
 @_jit
-def signal_nll(x, fraction, c1, peak_density, lower, upper):
-    """Negative log-likelihood of fraction * peak + (1 - fraction) * Chebyshev(c1), with the
-    normalised peak density precomputed at every x."""
+def gaussian_integral(lower, upper, mu, sigma):
+    """Integral of exp(-(x - mu)^2 / (2 sigma^2)) over [lower, upper]."""
+    return sigma * _gauss_integral((lower - mu) / sigma, (upper - mu) / sigma)
+
+
+@_jit
+def peak_nll(x, mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r, gauss_fraction, gauss_sigma, lower, upper):
+    """Negative log-likelihood of (1 - g) DSCB + g Gauss(mu, gauss_sigma) on [lower, upper]."""
+    if gauss_fraction == 0.0:
+        return dscb_nll(x, mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r, lower, upper)
+    dscb_norm = (1.0 - gauss_fraction) / dscb_integral(lower, upper, mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r)
+    gauss_norm = gauss_fraction / gaussian_integral(lower, upper, mu, gauss_sigma)
+    total = 0.0
+    for i in range(x.shape[0]):
+        t = (x[i] - mu) / gauss_sigma
+        density = dscb_norm * math.exp(
+            _dscb_log_unnormalised(x[i], mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r)
+        ) + gauss_norm * math.exp(-0.5 * t * t)
+        if density <= 0.0:
+            return np.inf
+        total -= math.log(density)
+    return total
+
+
+@_jit
+def _erfc_antiderivatives(z):
+    """F0, F1 with F0' = erfc(z) and F1' = z erfc(z)."""
+    gauss = math.exp(-z * z) / math.sqrt(math.pi)
+    erfc = math.erfc(z)
+    return z * erfc - gauss, 0.5 * z * z * erfc - 0.5 * z * gauss + 0.25 * math.erf(z)
+
+
+@_jit
+def edge_integrals(lower, upper, edge, width):
+    """Integrals K0 of e(x) and K1 of x' e(x) over [lower, upper], with
+    e(x) = erfc((x - edge) / (sqrt(2) width)) / 2 and x' the Chebyshev variable.
+
+    The wrong-pairing density (1 + c1 x') e(x) then integrates to K0 + c1 K1. Without an
+    endpoint (edge = +inf) e = 1: K0 = upper - lower, K1 = 0.
+    """
+    if not math.isfinite(edge):
+        return upper - lower, 0.0
+    scale = math.sqrt(2.0) * width
+    z_low, z_high = (lower - edge) / scale, (upper - edge) / scale
+    f0_low, f1_low = _erfc_antiderivatives(z_low)
+    f0_high, f1_high = _erfc_antiderivatives(z_high)
+    # x' = a + b z on the window
+    a = 2.0 * (edge - lower) / (upper - lower) - 1.0
+    b = 2.0 * scale / (upper - lower)
+    k0 = 0.5 * scale * (f0_high - f0_low)
+    k1 = 0.5 * scale * (a * (f0_high - f0_low) + b * (f1_high - f1_low))
+    return k0, k1
+
+
+def edge_factor(x, edge, width) -> np.ndarray:
+    """e(x) = erfc((x - edge) / (sqrt(2) width)) / 2; 1 without an endpoint (edge = +inf)."""
+    from scipy.special import erfc
+
+    x = np.asarray(x, dtype=np.float64)
+    if not np.isfinite(edge):
+        return np.ones_like(x)
+    return 0.5 * erfc((x - edge) / (math.sqrt(2.0) * width))
+
+
+@_jit
+def signal_nll(x, fraction, c1, peak_density, edge_density, k0, k1, lower, upper):
+    """Negative log-likelihood of fraction * peak + (1 - fraction) * wrong pairings, with the
+    normalised peak density and the endpoint factor e(x) precomputed at every x and the
+    integrals of :func:`edge_integrals`."""
     width = upper - lower
+    norm = k0 + c1 * k1
+    if norm <= 0.0:
+        return np.inf
     total = 0.0
     for i in range(x.shape[0]):
         scaled = 2.0 * (x[i] - lower) / width - 1.0
-        density = fraction * peak_density[i] + (1.0 - fraction) * (1.0 + c1 * scaled) / width
+        density = fraction * peak_density[i] + (1.0 - fraction) * (1.0 + c1 * scaled) * edge_density[i] / norm
         if density <= 0.0:
             return np.inf
         total -= math.log(density)
@@ -124,8 +199,22 @@ def dscb_pdf(x, mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r, lower, upper) 
     return np.where((x >= lower) & (x <= upper), values, 0.0)
 
 
-def chebyshev1_pdf(x, c1, lower, upper) -> np.ndarray:
-    """First-order Chebyshev density normalised on [lower, upper]; zero outside."""
-    x = np.asarray(x, dtype=np.float64)
+def peak_pdf(x, mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r, gauss_fraction, gauss_sigma, lower, upper):
+    """(1 - g) DSCB + g Gauss(mu, gauss_sigma), each normalised on [lower, upper]; zero outside."""
+    pdf = dscb_pdf(x, mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r, lower, upper)
+    if gauss_fraction == 0.0:
+        return pdf
+    x = np.atleast_1d(np.asarray(x, dtype=np.float64))
+    gauss = np.exp(-0.5 * ((x - mu) / gauss_sigma) ** 2) / gaussian_integral(lower, upper, mu, gauss_sigma)
+    gauss = np.where((x >= lower) & (x <= upper), gauss, 0.0)
+    return (1.0 - gauss_fraction) * pdf + gauss_fraction * gauss
+
+
+def chebyshev1_pdf(x, c1, lower, upper, edge=math.inf, edge_width=math.nan) -> np.ndarray:
+    """First-order Chebyshev density normalised on [lower, upper], optionally ending at ``edge``
+    smeared over ``edge_width``; zero outside the window."""
+    x = np.atleast_1d(np.asarray(x, dtype=np.float64))
     scaled = 2.0 * (x - lower) / (upper - lower) - 1.0
-    return np.where((x >= lower) & (x <= upper), (1.0 + c1 * scaled) / (upper - lower), 0.0)
+    k0, k1 = edge_integrals(lower, upper, edge, edge_width)
+    density = (1.0 + c1 * scaled) * edge_factor(x, edge, edge_width) / (k0 + c1 * k1)
+    return np.where((x >= lower) & (x <= upper), density, 0.0)

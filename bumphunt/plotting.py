@@ -14,11 +14,14 @@ PARAMETER_LABELS = {
     "sigma_r": r"$\sigma_R$ [MeV]",
     "alpha_l": r"$\alpha_L$",
     "alpha_r": r"$\alpha_R$",
-    "fraction": r"truth-matched fraction $f$",
+    "gauss_fraction": r"Gaussian fraction $g$",
+    "gauss_ratio": r"$\sigma_G / \sigma$",
+    "combinatorial_density": r"wrong pairs / GeV / matched",
     "c1": r"Chebyshev $c_1$",
+    "resolution": r"resolution $\sigma_{68}$ [MeV]",
     "efficiency": "candidates in window / generated",
 }
-_IN_MEV = {"mu_offset", "sigma", "sigma_l", "sigma_r"}
+_IN_MEV = {"mu_offset", "sigma", "sigma_l", "sigma_r", "resolution"}
 
 
 def _pyplot():
@@ -41,9 +44,10 @@ def _atomic_savefig(fig, path: Path, **kwargs) -> Path:
 
 
 def plot_shape_parameters(model, path: str | Path) -> Path:
-    """Every shape parameter versus mass: fitted points, held-out points, interpolation."""
+    """Every shape parameter and the resolution versus mass: fitted points, held-out points,
+    interpolation; masses left out of the interpolation are marked by vertical lines."""
     plt = _pyplot()
-    names = list(model.splines)
+    names = [*model.splines, "resolution"]
     columns = 3
     rows = -(-len(names) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(8 * columns, 5.5 * rows), squeeze=False)
@@ -56,13 +60,14 @@ def plot_shape_parameters(model, path: str | Path) -> Path:
             ("fitted", lambda f: f.ok and round(f.mass, 9) not in held, dict(color="k", marker="o")),
             ("held out", lambda f: f.ok and round(f.mass, 9) in held, dict(color="C3", marker="s")),
         ):
-            points = [f for f in model.fits if selected(f) and (name != "c1" or f.c1_floating)]
+            points = [f for f in model.fits if selected(f) and _measured(f, name)]
             x = np.array([f.mass for f in points])
             y = np.array([f.values[key] for f in points]) - (x if name == "mu_offset" else 0.0)
             err = np.array([f.errors[key] for f in points])
             ax.errorbar(x, scale * y, yerr=scale * err, linestyle="none", markersize=3, label=label, **style)
-        ax.plot(grid, scale * model.splines[name](grid), color="C0", label="interpolation")
-        failed = [f.mass for f in model.fits if not f.ok]
+        curve = model.resolution(grid) if name == "resolution" else model.splines[name](grid)
+        ax.plot(grid, scale * curve, color="C0", label="interpolation")
+        failed = [f.mass for f in model.fits if not f.ok or f.chi2_pvalue < model.settings.get("min_fit_pvalue", 0.0)]
         for mass in failed:
             ax.axvline(mass, color="C1", alpha=0.4, linewidth=1)
         ax.set_xlabel(r"$m_a$ [GeV]", fontsize=18)
@@ -75,6 +80,15 @@ def plot_shape_parameters(model, path: str | Path) -> Path:
     path = _atomic_savefig(fig, Path(path), dpi=60)
     plt.close(fig)
     return path
+
+
+def _measured(fit, name: str) -> bool:
+    """Whether a per-mass fit determined the parameter ``name``."""
+    if name == "c1":
+        return fit.c1_floating
+    if name == "combinatorial_density":
+        return fit.wrong_in_window
+    return True
 
 
 def plot_shape_fits(model, grouped: dict, path: str | Path, *, bins: int = 60) -> Path:

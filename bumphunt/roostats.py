@@ -1,13 +1,14 @@
 """The same hypothesis test in RooFit/RooStats, for cross-checks (needs the optional `root` package).
 
-Builds the model of :mod:`bumphunt.hypothesis` in a RooWorkspace (RooCrystalBall and
-RooChebychev for the fixed signal, RooChebychev for the background, extended RooAddPdf),
+Builds the model of :mod:`bumphunt.hypothesis` in a RooWorkspace (:func:`roofit_signal_pdf`
+for the fixed signal, RooChebychev for the background, extended RooAddPdf),
 then runs RooStats' AsymptoticCalculator (one-sided q~_mu) with the HypoTestInverter (CLs)
 for the upper limits and the one-sided discovery test for p0.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,48 @@ class RooStatsResult:
     expected: dict[int, float]
     p0: float
     n_sig: float
+
+
+def roofit_signal_pdf(shape, mass):
+    """The signal model of a :class:`bumphunt.shapes.SignalShape` in RooFit, fixed parameters.
+
+    RooCrystalBall (plus a RooGaussian of the same mean when the shape has one) for the peak;
+    RooChebychev for the wrong pairings, or with an endpoint a RooGenericPdf
+    (1 + c1 x') erfc((m - edge) / (sqrt(2) width)) / 2, normalised numerically by RooFit.
+
+    Returns
+    -------
+    the RooAbsPdf, and the RooFit objects it uses (keep them alive while it is used).
+    """
+    import ROOT
+
+    def constant(name, value):
+        return ROOT.RooRealVar(name, name, value)
+
+    names = ("mu", "sigma_l", "sigma_r", "alpha_l", "n_l", "alpha_r", "n_r")
+    mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r = (constant(n, v) for n, v in zip(names, shape.peak_parameters))
+    keep = [mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r]
+    peak = ROOT.RooCrystalBall("dscb", "dscb", mass, mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r)
+    keep.append(peak)
+    if shape.gauss_fraction > 0.0:
+        gauss_sigma, gauss_fraction = constant("gauss_sigma", shape.gauss_sigma), constant("g", shape.gauss_fraction)
+        gauss = ROOT.RooGaussian("gauss", "gauss", mass, mu, gauss_sigma)
+        peak = ROOT.RooAddPdf("peak", "peak", ROOT.RooArgList(gauss, peak), ROOT.RooArgList(gauss_fraction))
+        keep += [gauss_sigma, gauss_fraction, gauss, peak]
+    c_comb = constant("c_comb", shape.c1)
+    keep.append(c_comb)
+    if np.isfinite(shape.edge):
+        formula = (
+            f"(1 + c_comb * (2 * ({mass.GetName()} - {float(shape.lower)!r}) / {float(shape.upper - shape.lower)!r} - 1))"
+            f" * 0.5 * TMath::Erfc(({mass.GetName()} - {float(shape.edge)!r}) / {math.sqrt(2.0) * shape.edge_width!r})"
+        )
+        combinatorial = ROOT.RooGenericPdf("comb", "comb", formula, ROOT.RooArgList(mass, c_comb))
+    else:
+        combinatorial = ROOT.RooChebychev("comb", "comb", mass, ROOT.RooArgList(c_comb))
+    fraction = constant("fraction", shape.fraction)
+    signal = ROOT.RooAddPdf("signal", "signal", ROOT.RooArgList(peak, combinatorial), ROOT.RooArgList(fraction))
+    keep += [combinatorial, fraction]
+    return signal, keep
 
 
 def roostats_hypothesis_test(
@@ -50,18 +93,7 @@ def roostats_hypothesis_test(
     n = float(len(x))
     workspace = ROOT.RooWorkspace("w")
     mass = ROOT.RooRealVar("m_gg", "m_gg", shape.lower, shape.upper)
-    constants = [
-        ROOT.RooRealVar(name, name, value)
-        for name, value in (
-            ("mu", shape.mu), ("sigma_l", shape.sigma_l), ("sigma_r", shape.sigma_r), ("alpha_l", shape.alpha_l),
-            ("n_l", shape.n_l), ("alpha_r", shape.alpha_r), ("n_r", shape.n_r), ("c_comb", shape.c1),
-            ("fraction", shape.fraction),
-        )
-    ]  # fmt: skip
-    mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r, c_comb, fraction = constants
-    peak = ROOT.RooCrystalBall("peak", "peak", mass, mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r)
-    combinatorial = ROOT.RooChebychev("comb", "comb", mass, ROOT.RooArgList(c_comb))
-    signal = ROOT.RooAddPdf("signal", "signal", ROOT.RooArgList(peak, combinatorial), ROOT.RooArgList(fraction))
+    signal, keep_alive = roofit_signal_pdf(shape, mass)
     coefficients = [ROOT.RooRealVar(f"c{k}", f"c{k}", 0.0, -2.0, 2.0) for k in range(1, order + 1)]
     background = ROOT.RooChebychev("background", "background", mass, ROOT.RooArgList(*coefficients))
     # the POI bounded at zero, as for upper limits in RooStats and Combine: the reference fit of

@@ -1,18 +1,27 @@
 """Signal model: DSCB + Chebyshev at every generated mass, interpolated in mass.
 
-The signal PDF is N_sig (f DSCB + (1 - f) Chebyshev1): a double-sided Crystal Ball for the
-truth-matched photon pair (both n fixed) and a first-order Chebyshev for the wrong
-pairings, in a window of +-``window_sigmas`` resolutions around the mass
-(:mod:`bumphunt.dscb` has the densities; :func:`zfit_signal_pdf` builds the same model in
-zfit for fits of one's own).
+The signal PDF is N_sig (f peak + (1 - f) wrong pairings). The peak of the truth-matched
+photon pairs is a double-sided Crystal Ball (both n fixed), by default with a wider
+Gaussian of the same mean added (``second_gaussian``): the fitted diphoton mass is a mixture
+of events with different resolutions, whose core a single Gaussian does not follow at 20,000
+events per mass. The wrong pairings are a first-order Chebyshev that ends at their kinematic
+endpoint: the two wrong pairs of an event obey M^2(r, a1) + M^2(r, a2) = s - m^2, so no wrong
+pair is heavier than E(m) = sqrt(s - m^2), which crosses the window near m = sqrt(s / 2)
+(7.48 GeV at Belle II); the edge is smeared by the resolution (:mod:`bumphunt.dscb` has the
+densities; :func:`zfit_signal_pdf` builds the same model in zfit for fits of one's own).
 
 At each generated mass (:func:`fit_mass`) the three diphoton candidates of every event
-enter: the DSCB is fitted to the truth-matched ones, then f and the Chebyshev slope to all
-of them with the DSCB fixed; minimised with iminuit on a numba likelihood (``engine="zfit"``
-runs the same fits in zfit). Every shape parameter and the efficiency are then smoothed
+enter: the peak is fitted to the truth-matched ones, then f and the Chebyshev slope to all
+of them with the peak fixed; minimised with iminuit on a numba likelihood (``engine="zfit"``
+runs the same fits in zfit). The smearing of the endpoint is measured once on the wrong
+pairings of the masses whose endpoint lies in their window (:func:`fit_endpoint_edge`).
+Every shape parameter, the density of wrong pairings and the efficiency are then smoothed
 across the generated masses with penalised cubic splines (smoothing chosen by generalised
 cross-validation, errors propagated linearly), with some masses held out to test the
-interpolation (:func:`build_shape_model`). :class:`ShapeModel` is what the mass scan loads.
+interpolation (:func:`build_shape_model`). The truth-matched fraction f at any mass follows
+from the interpolated density of wrong pairings and the part of the window below the
+endpoint, so it drops to 1 where the endpoint leaves the window instead of being smoothed
+through the step. :class:`ShapeModel` is what the mass scan loads.
 """
 
 from __future__ import annotations
@@ -27,17 +36,38 @@ from pathlib import Path
 import numpy as np
 
 from . import dscb
+from .peakfit import peak_width, peak_width_derivatives
 from ._version import __version__
 
 FORMAT = "bumphunt-signal-shapes"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 PEAK_MODELS = ("doublecb", "generalizedcb")
 MIN_MATCHED_CANDIDATES = 200
+MIN_EDGE_CANDIDATES = 200
+RATE_BASIS = 30
+# beyond this many edge widths above the endpoint the window holds no wrong pairings (e < 1e-5)
+EDGE_CUTOFF = 3.0 * math.sqrt(2.0)
+
+
+def wrong_pair_endpoint(mass, sqrt_s: float | None) -> float:
+    """Largest mass of a wrong photon pair, sqrt(s - m^2) (GeV); +inf without sqrt(s)."""
+    if sqrt_s is None:
+        return math.inf
+    return math.sqrt(max(sqrt_s**2 - mass**2, 0.0))
+
+
+def wrong_pairings_in_window(lower: float, edge: float, edge_width: float) -> bool:
+    """Whether the smeared endpoint leaves any wrong pairings in a window starting at ``lower``."""
+    return not math.isfinite(edge) or (lower - edge) < EDGE_CUTOFF * edge_width
 
 
 @dataclass(frozen=True)
 class SignalShape:
-    """The signal density at one mass, in a window [lower, upper] (GeV)."""
+    """The signal density at one mass, in a window [lower, upper] (GeV).
+
+    ``gauss_fraction`` and ``gauss_sigma`` add a Gaussian of mean ``mu`` to the peak;
+    ``edge`` and ``edge_width`` end the wrong pairings at a smeared endpoint (+inf: none).
+    """
 
     mu: float
     sigma_l: float
@@ -50,21 +80,27 @@ class SignalShape:
     c1: float
     lower: float
     upper: float
+    gauss_fraction: float = 0.0
+    gauss_sigma: float = math.nan
+    edge: float = math.inf
+    edge_width: float = math.nan
 
     @property
     def peak_parameters(self) -> tuple[float, ...]:
         return (self.mu, self.sigma_l, self.sigma_r, self.alpha_l, self.n_l, self.alpha_r, self.n_r)
 
     def peak_pdf(self, x) -> np.ndarray:
-        """The DSCB alone, normalised in the window."""
-        return dscb.dscb_pdf(x, *self.peak_parameters, self.lower, self.upper)
+        """The truth-matched peak alone, normalised in the window."""
+        return dscb.peak_pdf(x, *self.peak_parameters, self.gauss_fraction, self.gauss_sigma, self.lower, self.upper)
 
     def combinatorial_pdf(self, x) -> np.ndarray:
-        """The Chebyshev alone, normalised in the window."""
-        return dscb.chebyshev1_pdf(x, self.c1, self.lower, self.upper)
+        """The wrong pairings alone, normalised in the window."""
+        return dscb.chebyshev1_pdf(x, self.c1, self.lower, self.upper, self.edge, self.edge_width)
 
     def pdf(self, x) -> np.ndarray:
-        """f DSCB + (1 - f) Chebyshev, normalised in the window."""
+        """f peak + (1 - f) wrong pairings, normalised in the window."""
+        if self.fraction >= 1.0:
+            return self.peak_pdf(x)
         return self.fraction * self.peak_pdf(x) + (1.0 - self.fraction) * self.combinatorial_pdf(x)
 
     def with_window(self, lower: float, upper: float) -> SignalShape:
@@ -77,7 +113,10 @@ class MassFit:
     """Fits of the signal shape at one generated mass.
 
     ``values`` and ``errors`` hold mu, sigma (or sigma_l, sigma_r), alpha_l, alpha_r,
-    fraction, c1 and efficiency; ``status`` is "ok", or why the mass is unusable.
+    gauss_fraction and gauss_ratio (with the second Gaussian), fraction, c1,
+    combinatorial_density and efficiency; ``status`` is "ok", or why the mass is unusable.
+    ``edge`` and ``edge_width`` are the smeared endpoint of the wrong pairings used in the
+    fit; ``wrong_in_window`` says whether any reach the window.
     """
 
     mass: float
@@ -94,7 +133,11 @@ class MassFit:
     ndf: int = 0
     chi2_pvalue: float = math.nan
     attempts: int = 0
+    peak_nll: float = math.nan
     c1_floating: bool = True
+    wrong_in_window: bool = True
+    edge: float = math.inf
+    edge_width: float = math.nan
 
     @property
     def ok(self) -> bool:
@@ -102,18 +145,24 @@ class MassFit:
 
     def shape(self, n_l: float, n_r: float) -> SignalShape:
         v = self.values
+        sigma_l, sigma_r = v.get("sigma_l", v.get("sigma")), v.get("sigma_r", v.get("sigma"))
+        gauss_fraction = v.get("gauss_fraction", 0.0)
         return SignalShape(
             mu=v["mu"],
-            sigma_l=v.get("sigma_l", v.get("sigma")),
-            sigma_r=v.get("sigma_r", v.get("sigma")),
+            sigma_l=sigma_l,
+            sigma_r=sigma_r,
             alpha_l=v["alpha_l"],
             n_l=n_l,
             alpha_r=v["alpha_r"],
             n_r=n_r,
-            fraction=v["fraction"],
-            c1=v["c1"],
+            fraction=v.get("fraction", 1.0),
+            c1=v.get("c1", 0.0),
             lower=self.lower,
             upper=self.upper,
+            gauss_fraction=gauss_fraction,
+            gauss_sigma=v.get("gauss_ratio", math.nan) * 0.5 * (sigma_l + sigma_r),
+            edge=self.edge,
+            edge_width=self.edge_width,
         )
 
 
@@ -153,7 +202,12 @@ def fit_mass(
     peak: str = "doublecb",
     n_l: float = 10.0,
     n_r: float = 10.0,
+    second_gaussian: bool = False,
     window_sigmas: float = 20.0,
+    sqrt_s: float | None = None,
+    edge_shift: float = 0.0,
+    edge_width: float | None = None,
+    peak_starts: list[dict] | None = None,
     engine: str = "numba",
 ) -> MassFit:
     """Fit the signal shape at one generated mass.
@@ -168,8 +222,17 @@ def fit_mass(
         Truth flag of each candidate: both photons from the ALP.
     n_generated : int
         Generated events at this mass (the efficiency's denominator).
-    peak, n_l, n_r, window_sigmas :
-        Model settings: DSCB type, fixed tail exponents, window half-width in resolutions.
+    peak, n_l, n_r, second_gaussian, window_sigmas :
+        Model settings: DSCB type, fixed tail exponents, a wider Gaussian added to the peak,
+        window half-width in resolutions.
+    sqrt_s : float, optional
+        Centre-of-mass energy (GeV): the wrong pairings end at sqrt(s - m^2) + ``edge_shift``,
+        smeared over ``edge_width`` (GeV; default the peak's resolution). Without it they
+        are a plain Chebyshev.
+    peak_starts : list of dict, optional
+        Peak parameters to start from (of a neighbouring mass, or of the interpolation):
+        each is tried and the best valid fit kept, ``mu`` moved to the data. The default
+        starts are tried one by one only when none of these converges.
     engine : str
         ``"numba"`` (iminuit on a compiled likelihood) or ``"zfit"``.
     """
@@ -195,44 +258,134 @@ def fit_mass(
     fit_peak = _fit_peak_zfit if engine == "zfit" else _fit_peak_numba
     fit_fraction = _fit_fraction_zfit if engine == "zfit" else _fit_fraction_numba
     median_offset = float(np.median(truth_x)) - mass
-    starts = [(sigma_guess, 1.5), (0.8 * sigma_guess, 1.0), (1.3 * sigma_guess, 2.5), (sigma_guess, 0.7)]
-    for attempt, (sigma_start, alpha_start) in enumerate(starts, start=1):
+    given = [{**start, "mu": mass + median_offset} for start in peak_starts or ()]
+    defaults = []
+    for sigma_start, alpha_start, gauss_start in ((sigma_guess, 1.5, 0.3), (0.8 * sigma_guess, 1.0, 0.5),
+                                                  (1.3 * sigma_guess, 2.5, 0.1), (sigma_guess, 0.7, 0.7)):  # fmt: skip
         start = {"mu": mass + median_offset, "alpha_l": alpha_start, "alpha_r": alpha_start}
-        start.update({name: sigma_start for name in widths})
-        values, errors, edm, valid = fit_peak(truth_x, start, lower, upper, n_l, n_r, sigma_guess)
-        result.attempts = attempt
-        if valid:
+        start.update({name: (0.8 if second_gaussian else 1.0) * sigma_start for name in widths})
+        if second_gaussian:
+            start.update(gauss_fraction=gauss_start, gauss_ratio=1.8)
+        defaults.append(start)
+    best = None
+    for attempt, start in enumerate(given + defaults, start=1):
+        if attempt > len(given) and best is not None:
             break
-    else:
-        result.status = f"peak fit did not converge after {len(starts)} starts"
+        outcome = fit_peak(truth_x, start, lower, upper, n_l, n_r, sigma_guess)
+        result.attempts = attempt
+        if outcome[4] and (best is None or outcome[5] < best[5]):
+            best = outcome
+        if best is not None and not given:
+            break
+    if best is None:
+        result.status = f"peak fit did not converge after {result.attempts} starts"
         return result
+    values, errors, covariance, edm, _, result.peak_nll = best
     result.values.update(values)
     result.errors.update(errors)
     result.edm = edm
 
-    peak_values = (
-        values["mu"],
-        values.get("sigma_l", values.get("sigma")),
-        values.get("sigma_r", values.get("sigma")),
-        values["alpha_l"],
-        n_l,
-        values["alpha_r"],
-        n_r,
-    )
-    peak_density = np.exp(dscb.dscb_logpdf(all_x, *peak_values, lower, upper))
+    derivatives = peak_width_derivatives(values, n_l, n_r)
+    gradient = np.array([derivatives[name] for name in values])
+    result.values["resolution"] = peak_width(values, n_l, n_r)
+    result.errors["resolution"] = float(np.sqrt(gradient @ covariance @ gradient))
+    result.edge_width = result.values["resolution"] if edge_width is None else edge_width
+    result.edge = wrong_pair_endpoint(mass, sqrt_s) + edge_shift
     n_wrong = len(all_x) - len(truth_x)
-    result.c1_floating = n_wrong >= 20
-    fraction_start = len(truth_x) / len(all_x)
-    frac_values, frac_errors, valid = fit_fraction(
-        all_x, peak_density, peak_values, lower, upper, fraction_start, result.c1_floating
-    )
-    if not valid:
-        result.status = "fraction fit did not converge"
-        return result
-    result.values.update(frac_values)
-    result.errors.update(frac_errors)
-    result.chi2, result.ndf, result.chi2_pvalue = binned_chi2(all_x, result.shape(n_l, n_r), n_fitted=len(values) + 2)
+    result.wrong_in_window = wrong_pairings_in_window(lower, result.edge, result.edge_width)
+    result.c1_floating = result.wrong_in_window and n_wrong >= 20
+    if not result.wrong_in_window:  # the endpoint lies below the window: no wrong pairings
+        result.edge = math.inf
+        result.values.update(fraction=1.0, c1=0.0, combinatorial_density=0.0)
+        result.errors.update(fraction=math.nan, c1=math.nan, combinatorial_density=math.nan)
+    else:
+        shape = result.shape(n_l, n_r)
+        fraction_start = len(truth_x) / len(all_x)
+        frac_values, frac_errors, valid = fit_fraction(
+            all_x, shape.peak_pdf(all_x), shape, fraction_start, result.c1_floating
+        )
+        if not valid:
+            result.status = "fraction fit did not converge"
+            return result
+        result.values.update(frac_values)
+        result.errors.update(frac_errors)
+        # wrong pairings per GeV of (1 + c1 x') e(x) per truth-matched candidate: smooth in mass
+        # where f is not (it steps to 1 as the endpoint leaves the window)
+        k0, k1 = dscb.edge_integrals(lower, upper, result.edge, result.edge_width)
+        integral = k0 + frac_values["c1"] * k1
+        f, f_error = frac_values["fraction"], frac_errors["fraction"]
+        result.values["combinatorial_density"] = (1.0 - f) / (f * integral)
+        result.errors["combinatorial_density"] = f_error / (f * f * integral)
+    n_fitted = len(values) + (2 if result.c1_floating else 1 if result.wrong_in_window else 0)
+    result.chi2, result.ndf, result.chi2_pvalue = binned_chi2(all_x, result.shape(n_l, n_r), n_fitted=n_fitted)
     return result
+
+
+def fit_endpoint_edge(wrong: np.ndarray, lower: float, upper: float, endpoint: float, resolution: float):
+    """Fit the smeared endpoint of the wrong pairings at one mass.
+
+    The density (1 + c1 x') erfc((x - endpoint - shift) / (sqrt(2) width)) / 2 is fitted to
+    the wrong-pairing masses ``wrong`` in [lower, upper].
+
+    Returns
+    -------
+    dict with shift, width and their errors (GeV), or None when the fit fails.
+    """
+    x = np.ascontiguousarray(wrong[(wrong >= lower) & (wrong <= upper)])
+    ones = np.zeros(len(x))
+
+    def nll(c1, shift, width):
+        edge = endpoint + shift
+        k0, k1 = dscb.edge_integrals(lower, upper, edge, width)
+        return dscb.signal_nll(x, 0.0, c1, ones, dscb.edge_factor(x, edge, width), k0, k1, lower, upper)
+
+    limits = {"c1": (-1.0, 1.0), "shift": (-10 * resolution, 10 * resolution), "width": (0.1 * resolution, 10 * resolution)}
+    minuit = _minuit(nll, {"c1": 0.0, "shift": 0.0, "width": resolution}, limits)
+    values, errors, _, valid = _minuit_output(minuit, limits, boundary_ok=("c1",))
+    if not valid:
+        return None
+    return {"shift": values["shift"], "shift_error": errors["shift"], "width": values["width"],
+            "width_error": errors["width"]}  # fmt: skip
+
+
+def measure_endpoint_edge(grouped: dict, sqrt_s: float, window_sigmas: float) -> dict:
+    """The smearing of the wrong-pairing endpoint, from every mass whose endpoint lies in its window.
+
+    Returns
+    -------
+    dict: shift and width (GeV; error-weighted means), their errors, and the masses used.
+    Without such masses: shift 0 and the resolution at the mass closest to sqrt(s / 2).
+    """
+    rows = []
+    for mass, (candidates, matched) in grouped.items():
+        finite = np.isfinite(candidates)
+        truth = candidates[finite & matched]
+        if len(truth) < MIN_MATCHED_CANDIDATES:
+            continue
+        resolution = core_width(truth)
+        lower, upper = max(mass - window_sigmas * resolution, 0.0), mass + window_sigmas * resolution
+        endpoint = wrong_pair_endpoint(mass, sqrt_s)
+        wrong = candidates[finite & ~matched]
+        n_in_window = np.count_nonzero((wrong >= lower) & (wrong <= upper))
+        if not lower < endpoint < upper or n_in_window < MIN_EDGE_CANDIDATES:
+            continue
+        fit = fit_endpoint_edge(wrong, lower, upper, endpoint, resolution)
+        if fit is not None:
+            rows.append({"mass": float(mass), **fit})
+    if not rows:
+        usable = [m for m, (c, t) in grouped.items() if np.count_nonzero(np.isfinite(c) & t) >= MIN_MATCHED_CANDIDATES]
+        if not usable:
+            return {"shift": 0.0, "shift_error": math.nan, "width": math.nan, "width_error": math.nan, "masses": []}
+        nearest = min(usable, key=lambda m: abs(m - sqrt_s / math.sqrt(2.0)))
+        candidates, matched = grouped[nearest]
+        width = core_width(candidates[np.isfinite(candidates) & matched])
+        return {"shift": 0.0, "shift_error": math.nan, "width": width, "width_error": math.nan, "masses": []}
+    summary = {"masses": rows}
+    for name in ("shift", "width"):
+        weights = np.array([1.0 / r[f"{name}_error"] ** 2 for r in rows])
+        summary[name] = float(np.sum(weights * [r[name] for r in rows]) / np.sum(weights))
+        summary[f"{name}_error"] = float(1.0 / math.sqrt(np.sum(weights)))
+    return summary
 
 
 def binned_chi2(x: np.ndarray, shape: SignalShape, *, n_fitted: int = 0, bins: int = 80, min_expected: float = 5.0):
@@ -273,7 +426,7 @@ def _minuit(fcn, start: dict, limits: dict, fixed: tuple[str, ...] = ()):
     """MIGRAD (then HESSE when valid) on a negative log-likelihood ``fcn``."""
     from iminuit import Minuit
 
-    minuit = Minuit(fcn, **start)
+    minuit = Minuit(fcn, *start.values(), name=list(start))
     minuit.errordef = Minuit.LIKELIHOOD
     for name, limit in limits.items():
         minuit.limits[name] = limit
@@ -287,19 +440,27 @@ def _minuit(fcn, start: dict, limits: dict, fixed: tuple[str, ...] = ()):
 
 def _fit_peak_numba(x, start, lower, upper, n_l, n_r, sigma_guess):
     x = np.ascontiguousarray(x)
-    if "sigma" in start:
+    one_width = "sigma" in start
+    with_gauss = "gauss_fraction" in start
 
-        def nll(mu, sigma, alpha_l, alpha_r):
-            return dscb.dscb_nll(x, mu, sigma, sigma, alpha_l, n_l, alpha_r, n_r, lower, upper)
+    def nll(*p):
+        named = dict(zip(parameters, p))
+        sigma_l = named["sigma"] if one_width else named["sigma_l"]
+        sigma_r = named["sigma"] if one_width else named["sigma_r"]
+        gauss_fraction = named["gauss_fraction"] if with_gauss else 0.0
+        gauss_sigma = named["gauss_ratio"] * 0.5 * (sigma_l + sigma_r) if with_gauss else 1.0
+        return dscb.peak_nll(x, named["mu"], sigma_l, sigma_r, named["alpha_l"], n_l, named["alpha_r"], n_r,
+                             gauss_fraction, gauss_sigma, lower, upper)  # fmt: skip
 
-    else:
-
-        def nll(mu, sigma_l, sigma_r, alpha_l, alpha_r):
-            return dscb.dscb_nll(x, mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r, lower, upper)
-
+    parameters = [name for name in PEAK_PARAMETERS if name in start]
     limits = _peak_limits(start, lower, upper, sigma_guess)
-    minuit = _minuit(nll, _ordered(start, nll), limits)
-    return _minuit_output(minuit, limits)
+    minuit = _minuit(nll, {name: start[name] for name in parameters}, limits)
+    values, errors, edm, valid = _minuit_output(minuit, limits)
+    covariance = np.array(minuit.covariance) if minuit.covariance is not None else np.full((len(values),) * 2, np.nan)
+    return values, errors, covariance, edm, valid, float(minuit.fval)
+
+
+PEAK_PARAMETERS = ("mu", "sigma", "sigma_l", "sigma_r", "alpha_l", "alpha_r", "gauss_fraction", "gauss_ratio")
 
 
 def _peak_limits(start, lower, upper, sigma_guess):
@@ -307,16 +468,13 @@ def _peak_limits(start, lower, upper, sigma_guess):
     for name in ("sigma", "sigma_l", "sigma_r"):
         if name in start:
             limits[name] = (0.05 * sigma_guess, 10.0 * sigma_guess)
+    if "gauss_fraction" in start:
+        # the Gaussian is the wider part: r > 1 keeps the two cores from swapping roles
+        limits.update(gauss_fraction=(0.0, 1.0), gauss_ratio=(1.0, 10.0))
     return limits
 
 
-def _ordered(start, function):
-    import inspect
-
-    return {name: start[name] for name in inspect.signature(function).parameters}
-
-
-def _minuit_output(minuit, limits, *, boundary_ok=("alpha_l", "alpha_r", "fraction")):
+def _minuit_output(minuit, limits, *, boundary_ok=("alpha_l", "alpha_r", "gauss_fraction", "gauss_ratio")):
     """Values, errors, EDM and validity; a parameter at a limit invalidates the fit unless
     the limit is a physical boundary (``boundary_ok``)."""
     values = {p.name: float(p.value) for p in minuit.params}
@@ -332,12 +490,14 @@ def _minuit_output(minuit, limits, *, boundary_ok=("alpha_l", "alpha_r", "fracti
     return values, errors, float(minuit.fmin.edm), valid
 
 
-def _fit_fraction_numba(x, peak_density, peak_values, lower, upper, fraction_start, c1_floating):
+def _fit_fraction_numba(x, peak_density, shape, fraction_start, c1_floating):
     x = np.ascontiguousarray(x)
     peak_density = np.ascontiguousarray(peak_density)
+    edge_density = dscb.edge_factor(x, shape.edge, shape.edge_width)
+    k0, k1 = dscb.edge_integrals(shape.lower, shape.upper, shape.edge, shape.edge_width)
 
     def nll(fraction, c1):
-        return dscb.signal_nll(x, fraction, c1, peak_density, lower, upper)
+        return dscb.signal_nll(x, fraction, c1, peak_density, edge_density, k0, k1, shape.lower, shape.upper)
 
     limits = {"fraction": (0.0, 1.0), "c1": (-1.0, 1.0)}
     start = {"fraction": min(max(fraction_start, 0.01), 0.99), "c1": 0.0}
@@ -349,23 +509,58 @@ def _fit_fraction_numba(x, peak_density, peak_values, lower, upper, fraction_sta
     return values, errors, valid
 
 
-def _zfit_peak(obs, start, n_l, n_r, limits):
+def _zfit_peak(obs, params, n_l, n_r):
+    """DSCB (+ Gaussian) of zfit from a dict of zfit parameters (or numbers)."""
     import zfit
 
-    params = {name: zfit.Parameter(f"{name}_{id(obs)}", value, *limits[name]) for name, value in start.items()}
-    n_left = zfit.Parameter(f"n_l_{id(obs)}", n_l, floating=False)
-    n_right = zfit.Parameter(f"n_r_{id(obs)}", n_r, floating=False)
     if "sigma" in params:
         pdf = zfit.pdf.DoubleCB(
-            mu=params["mu"], sigma=params["sigma"], alphal=params["alpha_l"], nl=n_left,
-            alphar=params["alpha_r"], nr=n_right, obs=obs,
+            mu=params["mu"], sigma=params["sigma"], alphal=params["alpha_l"], nl=n_l,
+            alphar=params["alpha_r"], nr=n_r, obs=obs,
         )  # fmt: skip
+        sigma = params["sigma"]
     else:
         pdf = zfit.pdf.GeneralizedCB(
-            mu=params["mu"], sigmal=params["sigma_l"], alphal=params["alpha_l"], nl=n_left,
-            sigmar=params["sigma_r"], alphar=params["alpha_r"], nr=n_right, obs=obs,
+            mu=params["mu"], sigmal=params["sigma_l"], alphal=params["alpha_l"], nl=n_l,
+            sigmar=params["sigma_r"], alphar=params["alpha_r"], nr=n_r, obs=obs,
         )  # fmt: skip
-    return pdf, params
+        sigma = zfit.ComposedParameter(
+            f"sigma_mean_{id(pdf)}", lambda l, r: 0.5 * (l + r), params=[params["sigma_l"], params["sigma_r"]]
+        )
+    if "gauss_fraction" not in params:
+        return pdf
+    gauss_sigma = zfit.ComposedParameter(
+        f"gauss_sigma_{id(pdf)}", lambda s, r: s * r, params=[sigma, params["gauss_ratio"]]
+    )
+    gauss = zfit.pdf.Gauss(mu=params["mu"], sigma=gauss_sigma, obs=obs)
+    # SumPDF's fraction belongs to the first PDF: the Gaussian
+    return zfit.pdf.SumPDF([gauss, pdf], fracs=[params["gauss_fraction"]])
+
+
+def _zfit_combinatorial(obs, c1, edge: float, edge_width: float):
+    """The wrong pairings in zfit: Chebyshev of first order, times the smeared endpoint."""
+    import zfit
+
+    chebyshev = zfit.pdf.Chebyshev(obs=obs, coeffs=[c1])
+    if not math.isfinite(edge):
+        return chebyshev
+    return zfit.pdf.ProductPDF([chebyshev, _zfit_endpoint_class()(edge=edge, width=edge_width, obs=obs)])
+
+
+def _zfit_endpoint_class():
+    """A zfit PDF erfc((x - edge) / (sqrt(2) width)) / 2, normalised numerically by zfit."""
+    import tensorflow as tf
+    import zfit
+
+    class SmearedEndpoint(zfit.pdf.ZPDF):
+        _PARAMS = ["edge", "width"]
+        _N_OBS = 1
+
+        def _unnormalized_pdf(self, x):
+            x = zfit.z.unstack_x(x)
+            return 0.5 * tf.math.erfc((x - self.params["edge"]) / (math.sqrt(2.0) * self.params["width"]))
+
+    return SmearedEndpoint
 
 
 def _fit_peak_zfit(x, start, lower, upper, n_l, n_r, sigma_guess):
@@ -373,31 +568,28 @@ def _fit_peak_zfit(x, start, lower, upper, n_l, n_r, sigma_guess):
 
     obs = zfit.Space("m_gg", lower, upper)
     limits = _peak_limits(start, lower, upper, sigma_guess)
-    pdf, params = _zfit_peak(obs, start, n_l, n_r, limits)
+    params = {name: zfit.Parameter(f"{name}_{id(obs)}", value, *limits[name]) for name, value in start.items()}
+    pdf = _zfit_peak(obs, params, n_l, n_r)
     loss = zfit.loss.UnbinnedNLL(model=pdf, data=zfit.Data.from_numpy(obs=obs, array=x))
     result = zfit.minimize.Minuit().minimize(loss)
     result.hesse(name="hesse")
     values = {name: float(p.value()) for name, p in params.items()}
     errors = {name: float(result.params[p]["hesse"]["error"]) for name, p in params.items()}
-    valid = bool(result.valid)
-    return values, errors, float(result.edm), valid
+    covariance = np.array(result.covariance(list(params.values()), method="minuit_hesse"))
+    return values, errors, covariance, float(result.edm), bool(result.valid), float(result.fmin)
 
 
-def _fit_fraction_zfit(x, peak_density, peak_values, lower, upper, fraction_start, c1_floating):
+def _fit_fraction_zfit(x, peak_density, shape, fraction_start, c1_floating):
     import zfit
 
-    obs = zfit.Space("m_gg", lower, upper)
-    names = ("mu", "sigma_l", "sigma_r", "alpha_l", "n_l", "alpha_r", "n_r")
-    fixed = dict(zip(names, peak_values))
-    start = {k: fixed[k] for k in ("mu", "alpha_l", "alpha_r")}
-    start.update(sigma_l=fixed["sigma_l"], sigma_r=fixed["sigma_r"])
-    limits = {k: (-np.inf, np.inf) for k in start}
-    peak, params = _zfit_peak(obs, start, fixed["n_l"], fixed["n_r"], limits)
-    for p in params.values():
-        p.floating = False
+    obs = zfit.Space("m_gg", shape.lower, shape.upper)
     c1 = zfit.Parameter(f"c1_{id(obs)}", 0.0, -1.0, 1.0, floating=c1_floating)
     fraction = zfit.Parameter(f"fraction_{id(obs)}", min(max(fraction_start, 0.01), 0.99), 0.0, 1.0)
-    model = zfit.pdf.SumPDF([peak, zfit.pdf.Chebyshev(obs=obs, coeffs=[c1])], fracs=[fraction])
+    model = zfit.pdf.SumPDF(
+        [_zfit_peak(obs, _peak_constants(shape), shape.n_l, shape.n_r),
+         _zfit_combinatorial(obs, c1, shape.edge, shape.edge_width)],
+        fracs=[fraction],
+    )  # fmt: skip
     loss = zfit.loss.UnbinnedNLL(model=model, data=zfit.Data.from_numpy(obs=obs, array=x))
     result = zfit.minimize.Minuit().minimize(loss)
     result.hesse(name="hesse")
@@ -407,7 +599,20 @@ def _fit_fraction_zfit(x, peak_density, peak_values, lower, upper, fraction_star
     return values, errors, bool(result.valid)
 
 
-def zfit_signal_pdf(shape: SignalShape, obs=None, *, n_sig=None, generalized: bool | None = None):
+def _peak_constants(shape: SignalShape) -> dict:
+    """The peak parameters of ``shape`` in the form :func:`_zfit_peak` takes."""
+    params = {"mu": shape.mu, "alpha_l": shape.alpha_l, "alpha_r": shape.alpha_r}
+    if shape.sigma_l == shape.sigma_r:
+        params["sigma"] = shape.sigma_l
+    else:
+        params.update(sigma_l=shape.sigma_l, sigma_r=shape.sigma_r)
+    if shape.gauss_fraction > 0.0:
+        sigma = 0.5 * (shape.sigma_l + shape.sigma_r)
+        params.update(gauss_fraction=shape.gauss_fraction, gauss_ratio=shape.gauss_sigma / sigma)
+    return params
+
+
+def zfit_signal_pdf(shape: SignalShape, obs=None, *, n_sig=None):
     """The signal model of ``shape`` as a zfit PDF (fixed parameters), for one's own fits.
 
     Parameters
@@ -417,24 +622,12 @@ def zfit_signal_pdf(shape: SignalShape, obs=None, *, n_sig=None, generalized: bo
         Default: ``m_gg`` in the shape's window.
     n_sig : zfit.Parameter or float, optional
         Yield; the PDF is extended when given.
-    generalized : bool, optional
-        GeneralizedCB (sigma_l, sigma_r) instead of DoubleCB; default: when the widths differ.
     """
     import zfit
 
     obs = obs if obs is not None else zfit.Space("m_gg", shape.lower, shape.upper)
-    generalized = shape.sigma_l != shape.sigma_r if generalized is None else generalized
-    if generalized:
-        peak = zfit.pdf.GeneralizedCB(
-            mu=shape.mu, sigmal=shape.sigma_l, alphal=shape.alpha_l, nl=shape.n_l,
-            sigmar=shape.sigma_r, alphar=shape.alpha_r, nr=shape.n_r, obs=obs,
-        )  # fmt: skip
-    else:
-        peak = zfit.pdf.DoubleCB(
-            mu=shape.mu, sigma=shape.sigma_l, alphal=shape.alpha_l, nl=shape.n_l,
-            alphar=shape.alpha_r, nr=shape.n_r, obs=obs,
-        )  # fmt: skip
-    combinatorial = zfit.pdf.Chebyshev(obs=obs, coeffs=[shape.c1])
+    peak = _zfit_peak(obs, _peak_constants(shape), shape.n_l, shape.n_r)
+    combinatorial = _zfit_combinatorial(obs, shape.c1, shape.edge, shape.edge_width)
     return zfit.pdf.SumPDF([peak, combinatorial], fracs=[shape.fraction], extended=n_sig)
 
 
@@ -444,18 +637,25 @@ def zfit_signal_pdf(shape: SignalShape, obs=None, *, n_sig=None, generalized: bo
 
 @dataclass(frozen=True)
 class ParameterSpline:
-    """A cubic B-spline of one shape parameter versus mass, constant beyond its mass range."""
+    """A cubic B-spline of one shape parameter versus mass, constant beyond its mass range.
+
+    ``transform`` names the scale of the spline (:data:`bumphunt.peakfit.TRANSFORMS`): the
+    parameter is ``inverse(transform, spline(mass))``.
+    """
 
     knots: tuple[float, ...]
     coefficients: tuple[float, ...]
     degree: int
     mass_range: tuple[float, float]
+    transform: str = "none"
 
     def __call__(self, mass):
         from scipy.interpolate import BSpline
 
+        from .peakfit import inverse
+
         spline = BSpline(np.array(self.knots), np.array(self.coefficients), self.degree, extrapolate=True)
-        return spline(np.clip(mass, *self.mass_range))
+        return inverse(self.transform, spline(np.clip(mass, *self.mass_range)))
 
     def to_dict(self) -> dict:
         return {
@@ -463,18 +663,30 @@ class ParameterSpline:
             "coefficients": list(self.coefficients),
             "degree": self.degree,
             "mass_range": list(self.mass_range),
+            "transform": self.transform,
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> ParameterSpline:
-        return cls(tuple(data["knots"]), tuple(data["coefficients"]), int(data["degree"]), tuple(data["mass_range"]))
+        return cls(
+            tuple(data["knots"]),
+            tuple(data["coefficients"]),
+            int(data["degree"]),
+            tuple(data["mass_range"]),
+            data.get("transform", "none"),
+        )
 
 
-def smooth(masses: np.ndarray, values: np.ndarray, errors: np.ndarray):
+def smooth(masses: np.ndarray, values: np.ndarray, errors: np.ndarray, *, counting: bool = False):
     """Penalised cubic smoothing spline of values(mass) weighted by 1/error^2.
 
     The smoothing is chosen by generalised cross-validation; for that smoothing the spline
     is linear in the values, so its error at any mass follows by linear propagation.
+
+    With ``counting`` the values are rates measured by counting, whose errors grow as the
+    square root of the value: weights from the observed errors then favour downward
+    fluctuations and pull the spline low. The errors are instead rescaled to the spline's
+    own prediction, sqrt(predicted / observed), and the spline refitted (three times).
 
     Returns
     -------
@@ -484,8 +696,14 @@ def smooth(masses: np.ndarray, values: np.ndarray, errors: np.ndarray):
 
     order = np.argsort(masses)
     masses, values, errors = masses[order], values[order], errors[order]
-    weights = 1.0 / errors**2
-    weights = weights / weights.mean()
+    if counting and len(masses) >= 5:
+        observed_errors = errors
+        floor = max(float(np.max(values)) * 1e-3, 1e-12)
+        for _ in range(3):
+            predicted = make_smoothing_spline(masses, values, w=_normalised(1.0 / errors**2))(masses)
+            ratio = np.maximum(predicted, floor) / np.maximum(values, floor)
+            errors = observed_errors * np.sqrt(np.clip(ratio, 0.1, 10.0))
+    weights = _normalised(1.0 / errors**2)
     if len(masses) < 5:
         mean = float(np.sum(values * weights) / np.sum(weights))
         constant = ParameterSpline((masses[0],) * 4 + (masses[-1],) * 4, (mean,) * 4, 3, (masses[0], masses[-1]))
@@ -503,6 +721,10 @@ def smooth(masses: np.ndarray, values: np.ndarray, errors: np.ndarray):
         return np.sqrt(np.sum((basis * errors[:, None]) ** 2, axis=0))
 
     return result, standard_error
+
+
+def _normalised(weights: np.ndarray) -> np.ndarray:
+    return weights / weights.mean()
 
 
 def _gcv_lambda(masses, values, weights, spline) -> float:
@@ -526,9 +748,11 @@ class ShapeModel:
     Attributes
     ----------
     splines : dict of ParameterSpline
-        mu_offset (mu - m), the widths, alpha_l, alpha_r, fraction, c1, efficiency.
+        mu_offset (mu - m), the widths, alpha_l, alpha_r, gauss_fraction and gauss_ratio
+        (with the second Gaussian), combinatorial_density, c1, efficiency.
     settings : dict
-        mass_variable, peak, n_l, n_r, window_sigmas, selection, source.
+        mass_variable, peak, n_l, n_r, second_gaussian, window_sigmas, sqrt_s, edge_shift,
+        edge_width, selection, source.
     fits : list of MassFit
         The per-mass fits, held-out ones included.
     held_out : list of float
@@ -547,32 +771,52 @@ class ShapeModel:
         return self.splines[name](mass)
 
     def resolution(self, mass) -> np.ndarray:
-        """Core width sigma (mean of the left and right widths for GeneralizedCB), GeV."""
-        if "sigma" in self.splines:
-            return self.splines["sigma"](mass)
-        return 0.5 * (self.splines["sigma_l"](mass) + self.splines["sigma_r"](mass))
+        """Resolution (GeV): FWHM / 2.3548 of the peak, see :func:`bumphunt.peakfit.peak_width`."""
+        names = ("sigma", "sigma_l", "sigma_r", "alpha_l", "alpha_r", "gauss_fraction", "gauss_ratio")
+        values = {name: self.splines[name](mass) for name in names if name in self.splines}
+        return peak_width(values, self.settings["n_l"], self.settings["n_r"])
 
     def efficiency(self, mass) -> np.ndarray:
         """Signal candidates in the window per generated event."""
         return self.splines["efficiency"](mass)
 
     def shape(self, mass: float, *, window_sigmas: float | None = None) -> SignalShape:
-        """The signal shape at ``mass`` in a window of +-``window_sigmas`` resolutions."""
+        """The signal shape at ``mass`` in a window of +-``window_sigmas`` resolutions.
+
+        The truth-matched fraction is 1 / (1 + rho K): rho the interpolated density of wrong
+        pairings, K the integral of their unnormalised density over this window.
+        """
         window = self.settings["window_sigmas"] if window_sigmas is None else window_sigmas
         sigma = float(self.resolution(mass))
+        lower, upper = max(mass - window * sigma, 0.0), mass + window * sigma
         s = {name: float(spline(mass)) for name, spline in self.splines.items()}
+        sigma_l, sigma_r = s.get("sigma_l", s.get("sigma")), s.get("sigma_r", s.get("sigma"))
+        gauss_fraction = s.get("gauss_fraction", 0.0)
+        gauss_sigma = s["gauss_ratio"] * 0.5 * (sigma_l + sigma_r) if gauss_fraction else math.nan
+        edge = wrong_pair_endpoint(mass, self.settings.get("sqrt_s")) + self.settings.get("edge_shift", 0.0)
+        edge_width = self.settings.get("edge_width", math.nan)
+        c1 = float(np.clip(s["c1"], -1.0, 1.0))
+        if wrong_pairings_in_window(lower, edge, edge_width):
+            k0, k1 = dscb.edge_integrals(lower, upper, edge, edge_width)
+            fraction = 1.0 / (1.0 + max(s["combinatorial_density"], 0.0) * (k0 + c1 * k1))
+        else:
+            fraction, edge = 1.0, math.inf
         return SignalShape(
             mu=mass + s["mu_offset"],
-            sigma_l=s.get("sigma_l", s.get("sigma")),
-            sigma_r=s.get("sigma_r", s.get("sigma")),
+            sigma_l=sigma_l,
+            sigma_r=sigma_r,
             alpha_l=s["alpha_l"],
             n_l=self.settings["n_l"],
             alpha_r=s["alpha_r"],
             n_r=self.settings["n_r"],
-            fraction=float(np.clip(s["fraction"], 0.0, 1.0)),
-            c1=float(np.clip(s["c1"], -1.0, 1.0)),
-            lower=max(mass - window * sigma, 0.0),
-            upper=mass + window * sigma,
+            fraction=fraction,
+            c1=c1,
+            lower=lower,
+            upper=upper,
+            gauss_fraction=gauss_fraction,
+            gauss_sigma=gauss_sigma,
+            edge=edge,
+            edge_width=edge_width,
         )
 
     def to_dict(self) -> dict:
@@ -652,76 +896,149 @@ def held_out_masses(masses: np.ndarray, n_held_out: int) -> np.ndarray:
     return masses[index]
 
 
-def build_shape_model(fits: list[MassFit], held_out: np.ndarray, settings: dict) -> ShapeModel:
-    """Interpolate the parameters of the good fits that are not held out.
+def build_shape_model(
+    fits: list[MassFit], held_out: np.ndarray, settings: dict, truth_candidates: dict[float, np.ndarray]
+) -> ShapeModel:
+    """Interpolate the good fits that are not held out.
 
-    Failed fits are excluded with a warning naming the mass.
+    The peak parameters are B-splines in mass fitted to the truth-matched candidates of all
+    those masses at once (:func:`bumphunt.peakfit.fit_peak_splines`, started from the
+    per-mass fits); the density of wrong pairings, c1 and the efficiency are smoothed from
+    the per-mass values (:func:`smooth`). Failed fits, and fits whose binned p-value is below
+    ``settings["min_fit_pvalue"]`` (the model does not describe that mass), are excluded with
+    a warning naming the mass.
+
+    Parameters
+    ----------
+    truth_candidates : dict
+        Mass -> truth-matched candidates (those in each fit's window are used).
     """
+    from .errors import BumphuntError
+    from .peakfit import TRANSFORMS, PeakData, fit_peak_splines, knot_vector
+
+    min_pvalue = settings.get("min_fit_pvalue", 0.0)
     for fit in fits:
         if not fit.ok:
             warnings.warn(
                 f"signal shape at m = {fit.mass:.4f} GeV excluded from the interpolation: {fit.status}", stacklevel=2
             )
+        elif fit.chi2_pvalue < min_pvalue:
+            warnings.warn(
+                f"signal shape at m = {fit.mass:.4f} GeV excluded from the interpolation: the model does not describe "
+                f"it (chi2/ndf = {fit.chi2:.1f}/{fit.ndf}, p = {fit.chi2_pvalue:.2g} < {min_pvalue:g})",
+                stacklevel=2,
+            )
     held = set(np.round(held_out, 9))
-    training = [fit for fit in fits if fit.ok and round(fit.mass, 9) not in held]
+    training = [f for f in fits if f.ok and round(f.mass, 9) not in held and not f.chi2_pvalue < min_pvalue]
     if len(training) < 5:
-        from .errors import BumphuntError
-
         raise BumphuntError(f"only {len(training)} usable masses for the signal-shape interpolation; need at least 5")
-    names = ("mu_offset", *width_parameters(settings["peak"]), "alpha_l", "alpha_r", "fraction", "c1", "efficiency")
-    splines, standard_errors = {}, {}
-    for name in names:
-        usable = [f for f in training if name != "c1" or f.c1_floating]
-        if not usable:  # no wrong pairings anywhere: a flat combinatorial shape
-            usable = training
+    training.sort(key=lambda f: f.mass)
+    mass_range = (training[0].mass, training[-1].mass)
+
+    peak_names = [name for name in TRANSFORMS if name == "mu_offset" or name in training[0].values]
+    samples, windows = {}, {}
+    for fit in training:
+        x = truth_candidates[fit.mass]
+        samples[fit.mass] = x[(x >= fit.lower) & (x <= fit.upper)]
+        windows[fit.mass] = (fit.lower, fit.upper)
+    starts = {name: np.array([f.values["mu"] - f.mass if name == "mu_offset" else f.values[name] for f in training])
+              for name in peak_names}  # fmt: skip
+    n_basis = max(4, min(settings.get("spline_basis", 14), len(training) // 2))
+    knots = knot_vector(*mass_range, n_basis, settings.get("sqrt_s"))
+    peak_fit = fit_peak_splines(
+        PeakData.from_candidates(samples, windows), starts, knots=knots, n_l=settings["n_l"], n_r=settings["n_r"],
+        penalty=settings.get("spline_penalty", 100.0),
+    )  # fmt: skip
+    if not peak_fit.valid:
+        warnings.warn("the simultaneous fit of the peak parameters did not converge; its errors are unreliable", stacklevel=2)
+    splines = {
+        name: ParameterSpline(
+            tuple(peak_fit.knots), tuple(peak_fit.coefficients[name]), 3, mass_range, TRANSFORMS[name]
+        )
+        for name in peak_names
+    }
+    splines["combinatorial_density"] = _wrong_pairing_density(training, settings)
+    for name in ("c1", "efficiency"):
+        usable = training
+        if name == "c1":
+            usable = [f for f in training if f.c1_floating] or training
         masses = np.array([f.mass for f in usable])
-        key = "mu" if name == "mu_offset" else name
-        values = np.array([f.values[key] for f in usable]) - (masses if name == "mu_offset" else 0.0)
-        errors = np.array([f.errors[key] for f in usable])
+        values = np.array([f.values[name] for f in usable])
+        errors = np.array([f.errors[name] for f in usable])
         errors = np.where(
             np.isfinite(errors) & (errors > 0), errors, np.nanmedian(errors[errors > 0]) if np.any(errors > 0) else 1.0
         )
-        splines[name], standard_errors[name] = smooth(masses, values, errors)
+        splines[name], _ = smooth(masses, values, errors)
     model = ShapeModel(splines, dict(settings), list(fits), [float(m) for m in held_out])
-    model.validation = validate_held_out(model, standard_errors)
+    model.validation = validate_held_out(model, peak_fit)
+    model.validation["peak_fit"] = {
+        "valid": peak_fit.valid, "n_basis": n_basis, "nll": peak_fit.nll, "calls": peak_fit.n_calls,
+        "masses": len(training),
+    }  # fmt: skip
     return model
 
 
-def validate_held_out(model: ShapeModel, standard_errors: dict) -> dict:
+def _wrong_pairing_density(training: list[MassFit], settings: dict) -> ParameterSpline:
+    """The density of wrong pairings (per GeV of the unnormalised combinatorial shape, per
+    truth-matched candidate) versus mass: a Poisson regression of the wrong-pairing counts
+    in each window (:func:`bumphunt.peakfit.fit_rate_spline`)."""
+    from .peakfit import fit_rate_spline, knot_vector
+
+    usable = [f for f in training if f.wrong_in_window]
+    if len(usable) < 5:  # (almost) no wrong pairings: none
+        masses = (training[0].mass, training[-1].mass)
+        return ParameterSpline((masses[0],) * 4 + (masses[-1],) * 4, (0.0,) * 4, 3, masses)
+    masses = np.array([f.mass for f in usable])
+    counts = np.array([float(f.n_candidates - f.n_matched) for f in usable])
+    integrals = np.array([sum(np.array(dscb.edge_integrals(f.lower, f.upper, f.edge, f.edge_width)) * (1.0, f.values["c1"]))
+                          for f in usable])  # fmt: skip
+    exposures = np.array([f.n_matched for f in usable]) * integrals
+    # the rate has sharper features than the peak (wrong pairs with a beam-background photon
+    # near 1 GeV, the endpoint near 7.5 GeV): more B-splines, smoothed as the AIC prefers
+    n_basis = max(4, min(RATE_BASIS, len(usable) // 2))
+    knots = knot_vector(masses[0], masses[-1], n_basis, settings.get("sqrt_s"))
+    rate = fit_rate_spline(masses, counts, exposures, knots)
+    return ParameterSpline(tuple(knots), tuple(rate.coefficients), 3, (masses[0], masses[-1]), "log")
+
+
+def validate_held_out(model: ShapeModel, peak_fit) -> dict:
     """Compare the interpolation with the direct fits at the held-out masses.
 
-    For each held-out mass: the binned chi2 p-value of the candidates against the
-    interpolated shape (no parameter fitted), and the differences of mu and sigma from the
-    direct fit in units of the combined standard error (direct fit and interpolation).
+    For each held-out mass: the differences of the peak position mu and of the width (the
+    resolution, :func:`bumphunt.peakfit.peak_width`) from the direct fit in units of the
+    combined standard error (direct fit and interpolation, the latter from the covariance of
+    ``peak_fit``). :func:`add_goodness_of_fit` adds the binned chi2 p-values.
     """
     held = {round(m, 9) for m in model.held_out}
     rows = []
-    width = width_parameters(model.settings["peak"])[0]
     for fit in model.fits:
         if round(fit.mass, 9) not in held or not fit.ok:
             continue
         interp_mu = fit.mass + float(model.splines["mu_offset"](fit.mass))
-        interp_sigma = float(model.splines[width](fit.mass))
-        mu_error = math.hypot(fit.errors["mu"], float(standard_errors["mu_offset"](fit.mass)[0]))
-        sigma_error = math.hypot(fit.errors[width], float(standard_errors[width](fit.mass)[0]))
+        interp_width = float(model.resolution(fit.mass))
+        mu_error = math.hypot(fit.errors["mu"], float(peak_fit.standard_error("mu_offset", fit.mass)[0]))
+        n_l, n_r = model.settings["n_l"], model.settings["n_r"]
+        width_error = math.hypot(fit.errors["resolution"], peak_fit.resolution_error(fit.mass, n_l, n_r))
         rows.append(
             {
                 "mass": fit.mass,
                 "mu_fit": fit.values["mu"],
                 "mu_interpolated": interp_mu,
                 "mu_difference_in_errors": (interp_mu - fit.values["mu"]) / mu_error,
-                "sigma_fit": fit.values[width],
-                "sigma_interpolated": interp_sigma,
-                "sigma_difference_in_errors": (interp_sigma - fit.values[width]) / sigma_error,
+                "width_fit": fit.values["resolution"],
+                "width_interpolated": interp_width,
+                "width_difference_in_errors": (interp_width - fit.values["resolution"]) / width_error,
             }
         )
     n = len(rows)
+
+    def share(key):
+        return float(sum(abs(r[key]) < 2 for r in rows) / n) if n else math.nan
+
     summary = {
         "n_held_out_fitted": n,
-        "mu_within_2_errors": float(sum(abs(r["mu_difference_in_errors"]) < 2 for r in rows) / n) if n else math.nan,
-        "sigma_within_2_errors": float(sum(abs(r["sigma_difference_in_errors"]) < 2 for r in rows) / n)
-        if n
-        else math.nan,
+        "mu_within_2_errors": share("mu_difference_in_errors"),
+        "width_within_2_errors": share("width_difference_in_errors"),
     }
     return {"summary": summary, "masses": rows}
 
@@ -789,6 +1106,17 @@ def signal_candidates(path, mass_variable: str, selection: str = "", step_size: 
     return grouped, generated
 
 
+def _peak_values(fit: MassFit) -> dict:
+    return {name: fit.values[name] for name in PEAK_PARAMETERS if name in fit.values}
+
+
+def _fit_or_flag(mass, grouped, generated, options, peak_starts) -> MassFit:
+    if mass not in grouped:
+        return MassFit(float(mass), "no events pass the selection", generated[mass])
+    candidates, matched = grouped[mass]
+    return fit_mass(mass, candidates, matched, generated[mass], peak_starts=peak_starts, **options)
+
+
 def run_shapes(config: dict, input_path=None, output_dir=None, *, progress: bool = True) -> ShapesSummary:
     """The signal-shape stage: fit every generated mass, interpolate, validate, save.
 
@@ -804,6 +1132,7 @@ def run_shapes(config: dict, input_path=None, output_dir=None, *, progress: bool
     import time
 
     from ._progress import progress_bar
+    from .kinematics import Beams
 
     started = time.perf_counter()
     settings = config["shapes"]
@@ -811,37 +1140,66 @@ def run_shapes(config: dict, input_path=None, output_dir=None, *, progress: bool
     output_dir = Path(output_dir) if output_dir else Path(config["output_dir"]) / "shapes"
     grouped, generated = signal_candidates(input_path, settings["mass_variable"], settings["selection"])
     masses = np.array(sorted(generated))
+    sqrt_s = Beams.from_config(config).sqrt_s
+    edge = measure_endpoint_edge(grouped, sqrt_s, settings["window_sigmas"])
     options = dict(
         peak=settings["peak"],
         n_l=settings["n_left"],
         n_r=settings["n_right"],
+        second_gaussian=settings["second_gaussian"],
         window_sigmas=settings["window_sigmas"],
+        sqrt_s=sqrt_s,
+        edge_shift=edge["shift"],
+        edge_width=edge["width"],
         engine=settings["engine"],
     )
-    fits = []
     with progress_bar(progress) as bar:
+        # pass 1: each mass starts from its lower neighbour, which keeps near-degenerate
+        # parameters on one solution along the grid
         advance = bar.add("fit signal shapes", len(masses))
+        fits, previous = [], None
         for mass in masses:
-            if mass in grouped:
-                candidates, matched = grouped[mass]
-                fits.append(fit_mass(mass, candidates, matched, generated[mass], **options))
-            else:
-                fits.append(MassFit(float(mass), "no events pass the selection", generated[mass]))
+            fits.append(_fit_or_flag(mass, grouped, generated, options, [previous] if previous else []))
+            if fits[-1].ok:
+                previous = _peak_values(fits[-1])
             advance(1)
     model_settings = {
         "mass_variable": settings["mass_variable"],
         "peak": settings["peak"],
         "n_l": settings["n_left"],
         "n_r": settings["n_right"],
+        "second_gaussian": settings["second_gaussian"],
         "window_sigmas": settings["window_sigmas"],
+        "sqrt_s": sqrt_s,
+        "edge_shift": edge["shift"],
+        "edge_width": edge["width"],
+        "edge_measurement": edge,
+        "spline_basis": settings["spline_basis"],
+        "spline_penalty": settings["spline_penalty"],
+        "min_fit_pvalue": settings["min_fit_pvalue"],
         "selection": settings["selection"],
         "engine": settings["engine"],
         "source": str(input_path),
     }
     held_out = held_out_masses(masses, settings["n_held_out"])
+    truth = {mass: c[np.isfinite(c) & t] for mass, (c, t) in grouped.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the final interpolation repeats what is worth a warning
+        model = build_shape_model(fits, held_out, model_settings, truth)
+    with progress_bar(progress) as bar:
+        # pass 2: every mass also starts from the interpolation; a fit stuck in a local
+        # minimum of pass 1 moves to the better one
+        advance = bar.add("refit from the interpolation", len(masses))
+        for i, fit in enumerate(fits):
+            if fit.ok:
+                interpolated = {name: float(model.splines[name](fit.mass)) for name in _peak_values(fit) if name != "mu"}
+                refit = _fit_or_flag(fit.mass, grouped, generated, options, [interpolated])
+                if refit.ok and refit.peak_nll < fit.peak_nll:
+                    fits[i] = refit
+            advance(1)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model = build_shape_model(fits, held_out, model_settings)
+        model = build_shape_model(fits, held_out, model_settings, truth)
     for warning in caught:
         warnings.warn(str(warning.message), stacklevel=2)
     add_goodness_of_fit(model, {m: grouped[m][0][np.isfinite(grouped[m][0])] for m in model.held_out if m in grouped})

@@ -1,0 +1,424 @@
+"""The truth-matched peak fitted at all generated masses at once, its parameters splines in mass.
+
+Fitted one mass at a time, the DSCB + Gaussian peak has near-degenerate parameters: a DSCB
+whose tails start early, or one with later tails plus a wide Gaussian, or two Gaussians of
+similar width describe the same candidates equally well, and neighbouring masses land on
+different ones. Smoothing such values parameter by parameter mixes solutions that do not
+belong together. Here every peak parameter is instead a cubic B-spline in mass (on a
+transformed scale that keeps it physical: log for widths and alphas, logit for the Gaussian
+fraction, log(r - 1) for the width ratio), and the spline coefficients are fitted to the
+truth-matched candidates of all training masses together (binned in 0.1-resolution bins,
+multinomial likelihood, iminuit), with a weak penalty on the second differences of the
+coefficients (P-splines, Eilers & Marx 1996) so that a parameter the data do not constrain
+somewhere stays smooth there. The per-mass fits give the starting values.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numba as nb
+import numpy as np
+
+from . import dscb
+
+TRANSFORMS = {
+    "mu_offset": "none",
+    "sigma": "log",
+    "sigma_l": "log",
+    "sigma_r": "log",
+    "alpha_l": "log",
+    "alpha_r": "log",
+    "gauss_fraction": "logit",
+    "gauss_ratio": "log_minus_one",
+}
+# bounds of the transformed start values: keeps a start off a degenerate boundary
+PRIOR_WIDTH = 10.0  # of every coefficient around its start, spline scale (mu_offset in MeV)
+_START_RANGE = {"logit": (-4.0, 4.0), "log_minus_one": (-3.0, 2.5), "log": (-12.0, 2.5), "none": (-np.inf, np.inf)}
+
+
+def forward(transform: str, value):
+    """Parameter -> its spline scale."""
+    value = np.asarray(value, dtype=np.float64)
+    if transform == "log":
+        return np.log(value)
+    if transform == "logit":
+        value = np.clip(value, 1e-6, 1 - 1e-6)
+        return np.log(value / (1.0 - value))
+    if transform == "log_minus_one":
+        return np.log(np.maximum(value - 1.0, 1e-6))
+    return value
+
+
+def inverse(transform: str, value):
+    """Spline scale -> parameter."""
+    value = np.asarray(value, dtype=np.float64)
+    if transform == "log":
+        return np.exp(value)
+    if transform == "logit":
+        return 1.0 / (1.0 + np.exp(-value))
+    if transform == "log_minus_one":
+        return 1.0 + np.exp(value)
+    return value
+
+
+def inverse_derivative(transform: str, value):
+    """d parameter / d spline value."""
+    value = np.asarray(value, dtype=np.float64)
+    if transform in ("log", "log_minus_one"):
+        return np.exp(value)
+    if transform == "logit":
+        p = 1.0 / (1.0 + np.exp(-value))
+        return p * (1.0 - p)
+    return np.ones_like(value)
+
+
+def knot_vector(low: float, high: float, n_basis: int, sqrt_s: float | None = None, degree: int = 3) -> np.ndarray:
+    """Clamped knots for ``n_basis`` cubic B-splines on [low, high].
+
+    With ``sqrt_s`` the knots are spread evenly in u = m + ln(m / (sqrt(s) - m)) (GeV): the
+    peak changes fastest at low mass, where the ALP boost and the photon opening angle change
+    fast, and near sqrt(s), where the recoil photon becomes soft; u is stretched at both
+    ends. Without it they are spread evenly in mass.
+    """
+    if sqrt_s is None:
+        interior = np.linspace(low, high, n_basis - degree + 1)[1:-1]
+    else:
+        from scipy.optimize import brentq
+
+        def u(m):
+            return m + math.log(m / (sqrt_s - m))
+
+        targets = np.linspace(u(low), u(high), n_basis - degree + 1)[1:-1]
+        interior = np.array([brentq(lambda m: u(m) - t, low, high) for t in targets])
+    return np.r_[[low] * (degree + 1), interior, [high] * (degree + 1)]
+
+
+def basis_matrix(knots: np.ndarray, masses: np.ndarray, degree: int = 3) -> np.ndarray:
+    """Values of every B-spline at ``masses`` (clipped to the knot range): (n_masses, n_basis)."""
+    from scipy.interpolate import BSpline
+
+    masses = np.clip(np.atleast_1d(masses), knots[0], knots[-1])
+    return BSpline.design_matrix(masses, knots, degree).toarray()
+
+
+@dataclass
+class PeakData:
+    """Truth-matched candidates of several masses, binned in their windows."""
+
+    masses: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    offsets: np.ndarray  # bins of mass i: offsets[i]:offsets[i + 1]
+    centres: np.ndarray
+    counts: np.ndarray
+
+    @classmethod
+    def from_candidates(cls, samples: dict, windows: dict, bins: int = 400) -> PeakData:
+        """``samples``: mass -> truth-matched candidates; ``windows``: mass -> (lower, upper)."""
+        masses = np.array(sorted(samples))
+        centres, counts, offsets = [], [], [0]
+        for mass in masses:
+            lower, upper = windows[mass]
+            histogram, edges = np.histogram(samples[mass], bins=bins, range=(lower, upper))
+            filled = histogram > 0  # empty bins add nothing to a multinomial likelihood
+            centres.append(0.5 * (edges[1:] + edges[:-1])[filled])
+            counts.append(histogram[filled].astype(np.float64))
+            offsets.append(offsets[-1] + int(filled.sum()))
+        return cls(
+            masses,
+            np.array([windows[m][0] for m in masses]),
+            np.array([windows[m][1] for m in masses]),
+            np.array(offsets),
+            np.concatenate(centres),
+            np.concatenate(counts),
+        )
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _peak_nll_all(params, lower, upper, offsets, centres, counts, n_l, n_r):
+    """Sum over masses of the binned multinomial NLL of (1 - g) DSCB + g Gauss.
+
+    params: (n_masses, 7) of mu, sigma_l, sigma_r, alpha_l, alpha_r, g, gauss_sigma.
+    """
+    total = 0.0
+    for i in range(params.shape[0]):
+        mu, sigma_l, sigma_r, alpha_l, alpha_r, g, gauss_sigma = params[i]
+        dscb_norm = (1.0 - g) / dscb.dscb_integral(lower[i], upper[i], mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r)
+        gauss_norm = g / dscb.gaussian_integral(lower[i], upper[i], mu, gauss_sigma)
+        for j in range(offsets[i], offsets[i + 1]):
+            x = centres[j]
+            t = (x - mu) / gauss_sigma
+            density = dscb_norm * math.exp(
+                dscb._dscb_log_unnormalised(x, mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r)
+            ) + gauss_norm * math.exp(-0.5 * t * t)
+            if density <= 0.0:
+                return np.inf
+            total -= counts[j] * math.log(density)
+    return total
+
+
+@dataclass
+class PeakSplineFit:
+    """Result of :func:`fit_peak_splines`: knots, coefficients (spline scale) and covariance."""
+
+    names: tuple[str, ...]
+    knots: np.ndarray
+    coefficients: dict  # name -> (n_basis,)
+    covariance: np.ndarray  # of all coefficients, in the order of ``names``; NaN when HESSE failed
+    valid: bool
+    nll: float
+    n_calls: int
+
+    def value(self, name: str, mass):
+        return inverse(TRANSFORMS[name], basis_matrix(self.knots, mass) @ self.coefficients[name])
+
+    def _error(self, mass, derivatives: dict) -> np.ndarray:
+        """Error of a function of the parameters at ``mass``, given its derivatives by parameter."""
+        basis = basis_matrix(self.knots, mass)
+        gradient = np.concatenate(
+            [
+                (derivatives.get(name, 0.0) * inverse_derivative(TRANSFORMS[name], basis @ self.coefficients[name]))[
+                    :, None
+                ]
+                * basis
+                for name in self.names
+            ],
+            axis=1,
+        )
+        return np.sqrt(np.einsum("ij,jk,ik->i", gradient, self.covariance, gradient))
+
+    def standard_error(self, name: str, mass) -> np.ndarray:
+        """Error of one parameter at ``mass`` from the fit covariance (delta method)."""
+        return self._error(mass, {name: 1.0})
+
+    def resolution(self, mass, n_l: float = 10.0, n_r: float = 10.0) -> np.ndarray:
+        """Resolution at ``mass``, see :func:`peak_width`."""
+        return peak_width({name: self.value(name, mass) for name in self.names if name != "mu_offset"}, n_l, n_r)
+
+    def resolution_error(self, mass: float, n_l: float = 10.0, n_r: float = 10.0) -> float:
+        values = {name: float(self.value(name, mass)[0]) for name in self.names if name != "mu_offset"}
+        return float(self._error(mass, peak_width_derivatives(values, n_l, n_r))[0])
+
+
+CORE_PROBABILITY = 0.682689492137  # of a Gaussian within +-1 sigma
+
+
+def peak_width(values: dict, n_l: float = 10.0, n_r: float = 10.0):
+    """Resolution of a peak: half the width of its central 68.27 % interval (the sigma of a
+    Gaussian), the peak normalised within +-20 of its widths.
+
+    Unlike the DSCB sigma or the RMS of the cores, it hardly depends on which of several
+    near-equivalent parameter sets describes the peak, and it is the estimator
+    :func:`bumphunt.shapes.core_width` applies to candidates. Values may be arrays.
+    """
+    arrays = {name: np.atleast_1d(np.asarray(value, dtype=np.float64)) for name, value in values.items()}
+    size = max(len(a) for a in arrays.values())
+    widths = np.array(
+        [_central_half_width({name: float(a[i] if len(a) > 1 else a[0]) for name, a in arrays.items()}, n_l, n_r)
+         for i in range(size)]
+    )  # fmt: skip
+    return widths if np.ndim(next(iter(values.values()))) else float(widths[0])
+
+
+def _central_half_width(values: dict, n_l: float, n_r: float) -> float:
+    from scipy.optimize import brentq
+
+    sigma_l = values["sigma"] if "sigma" in values else values["sigma_l"]
+    sigma_r = values["sigma"] if "sigma" in values else values["sigma_r"]
+    alpha_l, alpha_r = values["alpha_l"], values["alpha_r"]
+    g = values.get("gauss_fraction", 0.0)
+    gauss_sigma = values.get("gauss_ratio", 1.0) * 0.5 * (sigma_l + sigma_r)
+    reach = 20.0 * max(sigma_l, sigma_r, gauss_sigma)
+    dscb_total = dscb.dscb_integral(-reach, reach, 0.0, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r)
+    gauss_total = dscb.gaussian_integral(-reach, reach, 0.0, gauss_sigma)
+
+    def cdf(x):
+        peak = dscb.dscb_integral(-reach, x, 0.0, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r) / dscb_total
+        return (1.0 - g) * peak + g * dscb.gaussian_integral(-reach, x, 0.0, gauss_sigma) / gauss_total
+
+    tail = 0.5 * (1.0 - CORE_PROBABILITY)
+    low = brentq(lambda x: cdf(x) - tail, -reach, reach, xtol=1e-14 * reach)
+    high = brentq(lambda x: cdf(x) - (1.0 - tail), -reach, reach, xtol=1e-14 * reach)
+    return 0.5 * (high - low)
+
+
+def peak_width_derivatives(values: dict, n_l: float = 10.0, n_r: float = 10.0) -> dict:
+    """Derivatives of :func:`peak_width` by each parameter (central differences)."""
+    derivatives = {}
+    for name, value in values.items():
+        if name == "mu":
+            derivatives[name] = 0.0
+            continue
+        step = 1e-4 * abs(value) if value else 1e-6
+        up, down = dict(values), dict(values)
+        up[name], down[name] = value + step, value - step
+        derivatives[name] = (peak_width(up, n_l, n_r) - peak_width(down, n_l, n_r)) / (2.0 * step)
+    return derivatives
+
+
+def fit_peak_splines(
+    data: PeakData,
+    starts: dict,
+    *,
+    n_basis: int = 14,
+    n_l: float = 10.0,
+    n_r: float = 10.0,
+    penalty: float = 1.0,
+    knots: np.ndarray | None = None,
+) -> PeakSplineFit:
+    """Fit every peak parameter as a B-spline in mass to the candidates of all masses at once.
+
+    Parameters
+    ----------
+    data : PeakData
+    starts : dict
+        Parameter name -> per-mass start values (aligned with ``data.masses``; NaN where a
+        mass has none). The names choose the model: ``sigma`` or ``sigma_l``/``sigma_r``,
+        and ``gauss_fraction``/``gauss_ratio`` for the second Gaussian.
+    n_basis : int
+        B-splines per parameter.
+    penalty : float
+        Weight of the squared second differences of the coefficients (spline scale; mu_offset
+        in MeV) added to the negative log-likelihood.
+    """
+    from iminuit import Minuit
+
+    names = tuple(name for name in TRANSFORMS if name in starts)
+    if knots is None:
+        knots = knot_vector(float(data.masses.min()), float(data.masses.max()), n_basis)
+    n_basis = len(knots) - 4
+    basis = basis_matrix(knots, data.masses)
+    scale = {name: (1e-3 if name == "mu_offset" else 1.0) for name in names}  # mu_offset fitted in MeV
+
+    start = []
+    for name in names:
+        transform = TRANSFORMS[name]
+        target = np.clip(forward(transform, np.asarray(starts[name], dtype=np.float64)), *_START_RANGE[transform])
+        target = target / scale[name]
+        good = np.isfinite(target)
+        coefficients, *_ = np.linalg.lstsq(basis[good], target[good], rcond=None)
+        start.append(coefficients)
+    start = np.concatenate(start)
+    second_difference = np.diff(np.eye(n_basis), n=2, axis=0)
+    penalty_matrix = penalty * second_difference.T @ second_difference
+    one_width = "sigma" in names
+    masses = data.masses
+
+    def unpack(theta):
+        blocks = theta.reshape(len(names), n_basis)
+        return {name: inverse(TRANSFORMS[name], basis @ (blocks[k] * scale[name])) for k, name in enumerate(names)}
+
+    def parameters(theta):
+        p = unpack(theta)
+        sigma_l = p["sigma"] if one_width else p["sigma_l"]
+        sigma_r = p["sigma"] if one_width else p["sigma_r"]
+        g = p.get("gauss_fraction", np.zeros(len(masses)))
+        ratio = p.get("gauss_ratio", np.ones(len(masses)))
+        return np.ascontiguousarray(np.column_stack(
+            [masses + p["mu_offset"], sigma_l, sigma_r, p["alpha_l"], p["alpha_r"], g, ratio * 0.5 * (sigma_l + sigma_r)]
+        ))  # fmt: skip
+
+    def cost(theta):
+        blocks = theta.reshape(len(names), n_basis)
+        smoothness = sum(float(b @ penalty_matrix @ b) for b in blocks)
+        # a parameter the data leave free (the width ratio of a Gaussian of zero fraction)
+        # stays finite: a constraint far wider than anything the data determine
+        smoothness += 0.5 * float(np.sum(((theta - start) / PRIOR_WIDTH) ** 2))
+        nll = _peak_nll_all(parameters(theta), data.lower, data.upper, data.offsets, data.centres, data.counts, n_l, n_r)
+        return nll + smoothness
+
+    minuit = Minuit(cost, start)
+    minuit.errordef = Minuit.LIKELIHOOD
+    minuit.strategy = 0
+    minuit.tol = 1.0  # EDM < 1e-3: far below what moves a shape parameter
+    minuit.migrad(ncall=200_000)
+    for _ in range(3):  # HESSE's exact second derivatives may show MIGRAD stopped early: go on
+        if not minuit.valid:
+            minuit.strategy = 1
+            minuit.migrad(ncall=200_000)
+        if minuit.valid:
+            minuit.hesse()
+        if minuit.valid:
+            break
+    theta = np.array(minuit.values)
+    blocks = theta.reshape(len(names), n_basis)
+    scales = np.repeat([scale[name] for name in names], n_basis)
+    covariance = (
+        np.array(minuit.covariance) * np.outer(scales, scales)
+        if minuit.covariance is not None
+        else np.full((len(theta), len(theta)), np.nan)
+    )
+    coefficients = {name: blocks[k] * scale[name] for k, name in enumerate(names)}
+    return PeakSplineFit(names, knots, coefficients, covariance, bool(minuit.valid), float(minuit.fval), minuit.nfcn)
+
+
+@dataclass
+class RateSplineFit:
+    """Result of :func:`fit_rate_spline`: log-rate B-spline coefficients and their covariance."""
+
+    knots: np.ndarray
+    coefficients: np.ndarray
+    covariance: np.ndarray
+    iterations: int
+    penalty: float
+    aic: float
+
+    def value(self, mass):
+        return np.exp(basis_matrix(self.knots, mass) @ self.coefficients)
+
+    def standard_error(self, mass):
+        basis = basis_matrix(self.knots, mass)
+        return self.value(mass) * np.sqrt(np.einsum("ij,jk,ik->i", basis, self.covariance, basis))
+
+
+def fit_rate_spline(
+    masses: np.ndarray, counts: np.ndarray, exposures: np.ndarray, knots: np.ndarray, *, penalty: float | None = None
+) -> RateSplineFit:
+    """Poisson regression of counts on a log-rate B-spline in mass: counts_i ~ Poisson(exposure_i
+    exp(spline(m_i))), with a penalty on the second differences of the coefficients (P-spline).
+
+    Unlike smoothing the measured rates weighted by their errors, this stays unbiased where
+    the counts are small (a downward fluctuation does not get a smaller error). Fitted by
+    Newton iterations; without a given ``penalty`` the one of 10^-3 ... 10^3 with the lowest
+    Akaike criterion (deviance + 2 effective degrees of freedom) is taken.
+    """
+    if penalty is None:
+        fits = [fit_rate_spline(masses, counts, exposures, knots, penalty=p) for p in 10.0 ** np.arange(-3.0, 3.5, 0.5)]
+        return min(fits, key=lambda fit: fit.aic)
+    basis = basis_matrix(knots, masses)
+    n_basis = basis.shape[1]
+    second_difference = np.diff(np.eye(n_basis), n=2, axis=0)
+    penalty_matrix = penalty * second_difference.T @ second_difference
+    offset = np.log(exposures)
+    rate = max(counts.sum(), 0.5) / exposures.sum()
+    coefficients = np.full(n_basis, math.log(rate))
+
+    def objective(c):
+        eta = basis @ c + offset
+        return float(np.sum(np.exp(eta) - counts * eta) + 0.5 * c @ penalty_matrix @ c)
+
+    current = objective(coefficients)
+    for iteration in range(1, 101):
+        expected = np.exp(basis @ coefficients + offset)
+        gradient = basis.T @ (expected - counts) + penalty_matrix @ coefficients
+        hessian = basis.T @ (expected[:, None] * basis) + penalty_matrix
+        step = np.linalg.solve(hessian, gradient)
+        scale = 1.0
+        while scale > 1e-6:
+            trial = coefficients - scale * step
+            value = objective(trial)
+            if value <= current:
+                break
+            scale *= 0.5
+        coefficients, improvement, current = trial, current - value, value
+        if improvement < 1e-10 * max(1.0, abs(current)):
+            break
+    expected = np.exp(basis @ coefficients + offset)
+    information = basis.T @ (expected[:, None] * basis)
+    covariance = np.linalg.inv(information + penalty_matrix)
+    deviance = 2.0 * float(np.sum(np.where(counts > 0, counts * np.log(np.maximum(counts, 1e-300) / expected), 0.0)
+                                  - (counts - expected)))  # fmt: skip
+    aic = deviance + 2.0 * float(np.trace(covariance @ information))
+    return RateSplineFit(knots, coefficients, covariance, iteration, penalty, aic)
