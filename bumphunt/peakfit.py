@@ -91,7 +91,7 @@ def knot_vector(low: float, high: float, n_basis: int, sqrt_s: float | None = No
             return m + math.log(m / (sqrt_s - m))
 
         targets = np.linspace(u(low), u(high), n_basis - degree + 1)[1:-1]
-        interior = np.array([brentq(lambda m: u(m) - t, low, high) for t in targets])
+        interior = np.array([brentq(lambda m, target=t: u(m) - target, low, high) for t in targets])
     return np.r_[[low] * (degree + 1), interior, [high] * (degree + 1)]
 
 
@@ -136,26 +136,26 @@ class PeakData:
         )
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(cache=True, error_model="numpy", parallel=True)
 def _peak_nll_all(params, lower, upper, offsets, centres, counts, n_l, n_r):
     """Sum over masses of the binned multinomial NLL of (1 - g) DSCB + g Gauss.
 
     params: (n_masses, 7) of mu, sigma_l, sigma_r, alpha_l, alpha_r, g, gauss_sigma.
     """
     total = 0.0
-    for i in range(params.shape[0]):
+    for i in nb.prange(params.shape[0]):
         mu, sigma_l, sigma_r, alpha_l, alpha_r, g, gauss_sigma = params[i]
         dscb_norm = (1.0 - g) / dscb.dscb_integral(lower[i], upper[i], mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r)
         gauss_norm = g / dscb.gaussian_integral(lower[i], upper[i], mu, gauss_sigma)
+        mass_total = 0.0
         for j in range(offsets[i], offsets[i + 1]):
             x = centres[j]
             t = (x - mu) / gauss_sigma
             density = dscb_norm * math.exp(
                 dscb._dscb_log_unnormalised(x, mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r)
             ) + gauss_norm * math.exp(-0.5 * t * t)
-            if density <= 0.0:
-                return np.inf
-            total -= counts[j] * math.log(density)
+            mass_total -= counts[j] * math.log(density) if density > 0.0 else -np.inf
+        total += mass_total
     return total
 
 
@@ -267,6 +267,7 @@ def fit_peak_splines(
     n_r: float = 10.0,
     penalty: float = 1.0,
     knots: np.ndarray | None = None,
+    initial: dict | None = None,
 ) -> PeakSplineFit:
     """Fit every peak parameter as a B-spline in mass to the candidates of all masses at once.
 
@@ -282,6 +283,11 @@ def fit_peak_splines(
     penalty : float
         Weight of the squared second differences of the coefficients (spline scale; mu_offset
         in MeV) added to the negative log-likelihood.
+    knots : array, optional
+        Knot vector (:func:`knot_vector`); default ``n_basis`` B-splines evenly in mass.
+    initial : dict, optional
+        Name -> coefficients (spline scale) of an earlier fit with the same knots to start
+        from instead of ``starts``.
     """
     from iminuit import Minuit
 
@@ -294,6 +300,9 @@ def fit_peak_splines(
 
     start = []
     for name in names:
+        if initial is not None:
+            start.append(np.asarray(initial[name]) / scale[name])
+            continue
         transform = TRANSFORMS[name]
         target = np.clip(forward(transform, np.asarray(starts[name], dtype=np.float64)), *_START_RANGE[transform])
         target = target / scale[name]
@@ -316,9 +325,9 @@ def fit_peak_splines(
         sigma_r = p["sigma"] if one_width else p["sigma_r"]
         g = p.get("gauss_fraction", np.zeros(len(masses)))
         ratio = p.get("gauss_ratio", np.ones(len(masses)))
-        return np.ascontiguousarray(np.column_stack(
-            [masses + p["mu_offset"], sigma_l, sigma_r, p["alpha_l"], p["alpha_r"], g, ratio * 0.5 * (sigma_l + sigma_r)]
-        ))  # fmt: skip
+        gauss_sigma = ratio * 0.5 * (sigma_l + sigma_r)
+        columns = [masses + p["mu_offset"], sigma_l, sigma_r, p["alpha_l"], p["alpha_r"], g, gauss_sigma]
+        return np.ascontiguousarray(np.column_stack(columns))
 
     def cost(theta):
         blocks = theta.reshape(len(names), n_basis)
@@ -326,7 +335,9 @@ def fit_peak_splines(
         # a parameter the data leave free (the width ratio of a Gaussian of zero fraction)
         # stays finite: a constraint far wider than anything the data determine
         smoothness += 0.5 * float(np.sum(((theta - start) / PRIOR_WIDTH) ** 2))
-        nll = _peak_nll_all(parameters(theta), data.lower, data.upper, data.offsets, data.centres, data.counts, n_l, n_r)
+        nll = _peak_nll_all(
+            parameters(theta), data.lower, data.upper, data.offsets, data.centres, data.counts, n_l, n_r
+        )
         return nll + smoothness
 
     minuit = Minuit(cost, start)
@@ -399,8 +410,9 @@ def fit_rate_spline(
         eta = basis @ c + offset
         return float(np.sum(np.exp(eta) - counts * eta) + 0.5 * c @ penalty_matrix @ c)
 
-    current = objective(coefficients)
-    for iteration in range(1, 101):
+    current, iterations = objective(coefficients), 0
+    while iterations < 100:
+        iterations += 1
         expected = np.exp(basis @ coefficients + offset)
         gradient = basis.T @ (expected - counts) + penalty_matrix @ coefficients
         hessian = basis.T @ (expected[:, None] * basis) + penalty_matrix
@@ -421,4 +433,4 @@ def fit_rate_spline(
     deviance = 2.0 * float(np.sum(np.where(counts > 0, counts * np.log(np.maximum(counts, 1e-300) / expected), 0.0)
                                   - (counts - expected)))  # fmt: skip
     aic = deviance + 2.0 * float(np.trace(covariance @ information))
-    return RateSplineFit(knots, coefficients, covariance, iteration, penalty, aic)
+    return RateSplineFit(knots, coefficients, covariance, iterations, penalty, aic)

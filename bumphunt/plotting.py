@@ -91,18 +91,24 @@ def _measured(fit, name: str) -> bool:
     return True
 
 
-def plot_shape_fits(model, grouped: dict, path: str | Path, *, bins: int = 60) -> Path:
-    """One PDF page per generated mass: the candidates, the fitted signal model and the pulls.
+def plot_shape_fits(model, grouped: dict, path: str | Path, *, masses=None, bins: int = 60) -> Path:
+    """One page per generated mass: the candidates, the signal model and the pulls.
 
-    The artists are created once and updated page by page, which keeps 200 pages fast.
+    Fitted masses show their own fit; held-out masses show the interpolated shape (nothing
+    fitted), which is what the held-out test judges. ``path`` is a PDF of every mass (or of
+    ``masses``), or a PNG of one mass. The artists are created once and updated page by
+    page, which keeps 200 pages fast.
     """
     from matplotlib.backends.backend_pdf import PdfPages
     from matplotlib.collections import LineCollection
 
     plt = _pyplot()
     path = Path(path)
+    fits = [f for f in model.fits if masses is None or any(abs(f.mass - m) < 1e-6 for m in np.atleast_1d(masses))]
+    if path.suffix != ".pdf" and len(fits) != 1:
+        raise ValueError(f"{path.name}: one mass per image; write a .pdf for {len(fits)}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.pdf")
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     n_l, n_r = model.settings["n_l"], model.settings["n_r"]
     held = {round(m, 9) for m in model.held_out}
     fig, (ax, ax_pull) = plt.subplots(2, 1, figsize=(9, 8), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
@@ -120,36 +126,48 @@ def plot_shape_fits(model, grouped: dict, path: str | Path, *, bins: int = 60) -
     ax_pull.set_xlabel(r"$M_{\gamma\gamma}$ [GeV]", fontsize=16)
     title = ax.set_title("", fontsize=16)
     message = ax.text(0.5, 0.5, "", ha="center", transform=ax.transAxes)
-    with PdfPages(tmp) as pdf:
-        for fit in model.fits:
-            usable = fit.ok and fit.mass in grouped
-            for artist in (points, error_bars, total, wrong, pulls):
-                artist.set_visible(usable)
-            if not usable:
-                title.set_text("")
-                message.set_text(f"m = {fit.mass:.3f} GeV: {fit.status}")
+
+    def draw(fit):
+        usable = fit.ok and fit.mass in grouped
+        for artist in (points, error_bars, total, wrong, pulls):
+            artist.set_visible(usable)
+        if not usable:
+            title.set_text("")
+            message.set_text(f"m = {fit.mass:.3f} GeV: {fit.status}")
+            return
+        message.set_text("")
+        held_out = round(fit.mass, 9) in held
+        shape = model.shape(fit.mass) if held_out else fit.shape(n_l, n_r)
+        x = grouped[fit.mass][0]
+        x = x[np.isfinite(x) & (x >= shape.lower) & (x <= shape.upper)]
+        counts, edges = np.histogram(x, bins=bins, range=(shape.lower, shape.upper))
+        centres = 0.5 * (edges[1:] + edges[:-1])
+        width = edges[1] - edges[0]
+        fine = np.linspace(shape.lower, shape.upper, 400)
+        expected = len(x) * width * shape.pdf(centres)
+        errors = np.sqrt(counts)
+        points.set_data(centres, counts)
+        error_bars.set_segments([[(c, n - e), (c, n + e)] for c, n, e in zip(centres, counts, errors)])
+        total.set_data(fine, len(x) * width * shape.pdf(fine))
+        wrong.set_data(fine, len(x) * width * (1 - shape.fraction) * shape.combinatorial_pdf(fine))
+        pulls.set_data(centres, (counts - expected) / np.sqrt(np.maximum(expected, 1e-9)))
+        ax.set_xlim(shape.lower, shape.upper)
+        ax.set_ylim(0.5, 3 * max(counts.max(), 1))
+        if held_out:
+            row = next(r for r in model.validation["masses"] if abs(r["mass"] - fit.mass) < 1e-6)
+            chi2, ndf, kind = row.get("gof_chi2", np.nan), row.get("gof_ndf", 0), "held out, interpolated"
+        else:
+            chi2, ndf, kind = fit.chi2, fit.ndf, "fit"
+        title.set_text(f"m = {fit.mass:.3f} GeV ({kind}), $\\chi^2$/ndf = {chi2:.0f}/{ndf}")
+
+    if path.suffix == ".pdf":
+        with PdfPages(tmp) as pdf:
+            for fit in fits:
+                draw(fit)
                 pdf.savefig(fig)
-                continue
-            message.set_text("")
-            shape = fit.shape(n_l, n_r)
-            x = grouped[fit.mass][0]
-            x = x[np.isfinite(x) & (x >= shape.lower) & (x <= shape.upper)]
-            counts, edges = np.histogram(x, bins=bins, range=(shape.lower, shape.upper))
-            centres = 0.5 * (edges[1:] + edges[:-1])
-            width = edges[1] - edges[0]
-            fine = np.linspace(shape.lower, shape.upper, 400)
-            expected = len(x) * width * shape.pdf(centres)
-            errors = np.sqrt(counts)
-            points.set_data(centres, counts)
-            error_bars.set_segments([[(c, n - e), (c, n + e)] for c, n, e in zip(centres, counts, errors)])
-            total.set_data(fine, len(x) * width * shape.pdf(fine))
-            wrong.set_data(fine, len(x) * width * (1 - shape.fraction) * shape.combinatorial_pdf(fine))
-            pulls.set_data(centres, (counts - expected) / np.sqrt(np.maximum(expected, 1e-9)))
-            ax.set_xlim(shape.lower, shape.upper)
-            ax.set_ylim(0.5, 3 * max(counts.max(), 1))
-            kind = "held out" if round(fit.mass, 9) in held else "fit"
-            title.set_text(f"m = {fit.mass:.3f} GeV ({kind}), $\\chi^2$/ndf = {fit.chi2:.0f}/{fit.ndf}")
-            pdf.savefig(fig)
+    else:
+        draw(fits[0])
+        fig.savefig(tmp, dpi=70)
     plt.close(fig)
     os.replace(tmp, path)
     return path

@@ -53,9 +53,10 @@ def roofit_signal_pdf(shape, mass):
     c_comb = constant("c_comb", shape.c1)
     keep.append(c_comb)
     if np.isfinite(shape.edge):
+        x, lower, span = mass.GetName(), float(shape.lower), float(shape.upper - shape.lower)
         formula = (
-            f"(1 + c_comb * (2 * ({mass.GetName()} - {float(shape.lower)!r}) / {float(shape.upper - shape.lower)!r} - 1))"
-            f" * 0.5 * TMath::Erfc(({mass.GetName()} - {float(shape.edge)!r}) / {math.sqrt(2.0) * shape.edge_width!r})"
+            f"(1 + c_comb * (2 * ({x} - {lower!r}) / {span!r} - 1))"
+            f" * 0.5 * TMath::Erfc(({x} - {float(shape.edge)!r}) / {math.sqrt(2.0) * shape.edge_width!r})"
         )
         combinatorial = ROOT.RooGenericPdf("comb", "comb", formula, ROOT.RooArgList(mass, c_comb))
     else:

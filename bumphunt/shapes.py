@@ -36,8 +36,9 @@ from pathlib import Path
 import numpy as np
 
 from . import dscb
-from .peakfit import peak_width, peak_width_derivatives
+from ._parallel import executor, ordered_map
 from ._version import __version__
+from .peakfit import peak_width, peak_width_derivatives
 
 FORMAT = "bumphunt-signal-shapes"
 FORMAT_VERSION = 2
@@ -339,7 +340,11 @@ def fit_endpoint_edge(wrong: np.ndarray, lower: float, upper: float, endpoint: f
         k0, k1 = dscb.edge_integrals(lower, upper, edge, width)
         return dscb.signal_nll(x, 0.0, c1, ones, dscb.edge_factor(x, edge, width), k0, k1, lower, upper)
 
-    limits = {"c1": (-1.0, 1.0), "shift": (-10 * resolution, 10 * resolution), "width": (0.1 * resolution, 10 * resolution)}
+    limits = {
+        "c1": (-1.0, 1.0),
+        "shift": (-10 * resolution, 10 * resolution),
+        "width": (0.1 * resolution, 10 * resolution),
+    }
     minuit = _minuit(nll, {"c1": 0.0, "shift": 0.0, "width": resolution}, limits)
     values, errors, _, valid = _minuit_output(minuit, limits, boundary_ok=("c1",))
     if not valid:
@@ -525,7 +530,9 @@ def _zfit_peak(obs, params, n_l, n_r):
             sigmar=params["sigma_r"], alphar=params["alpha_r"], nr=n_r, obs=obs,
         )  # fmt: skip
         sigma = zfit.ComposedParameter(
-            f"sigma_mean_{id(pdf)}", lambda l, r: 0.5 * (l + r), params=[params["sigma_l"], params["sigma_r"]]
+            f"sigma_mean_{id(pdf)}",
+            lambda left, right: 0.5 * (left + right),
+            params=[params["sigma_l"], params["sigma_r"]],
         )
     if "gauss_fraction" not in params:
         return pdf
@@ -897,7 +904,12 @@ def held_out_masses(masses: np.ndarray, n_held_out: int) -> np.ndarray:
 
 
 def build_shape_model(
-    fits: list[MassFit], held_out: np.ndarray, settings: dict, truth_candidates: dict[float, np.ndarray]
+    fits: list[MassFit],
+    held_out: np.ndarray,
+    settings: dict,
+    truth_candidates: dict[float, np.ndarray],
+    *,
+    initial: ShapeModel | None = None,
 ) -> ShapeModel:
     """Interpolate the good fits that are not held out.
 
@@ -912,6 +924,9 @@ def build_shape_model(
     ----------
     truth_candidates : dict
         Mass -> truth-matched candidates (those in each fit's window are used).
+    initial : ShapeModel, optional
+        An earlier interpolation of (nearly) the same fits: the simultaneous peak fit starts
+        from its splines when they have the same knots.
     """
     from .errors import BumphuntError
     from .peakfit import TRANSFORMS, PeakData, fit_peak_splines, knot_vector
@@ -945,12 +960,16 @@ def build_shape_model(
               for name in peak_names}  # fmt: skip
     n_basis = max(4, min(settings.get("spline_basis", 14), len(training) // 2))
     knots = knot_vector(*mass_range, n_basis, settings.get("sqrt_s"))
+    same_knots = initial is not None and np.array_equal(initial.splines["mu_offset"].knots, knots)
     peak_fit = fit_peak_splines(
         PeakData.from_candidates(samples, windows), starts, knots=knots, n_l=settings["n_l"], n_r=settings["n_r"],
         penalty=settings.get("spline_penalty", 100.0),
+        initial={name: initial.splines[name].coefficients for name in peak_names} if same_knots else None,
     )  # fmt: skip
     if not peak_fit.valid:
-        warnings.warn("the simultaneous fit of the peak parameters did not converge; its errors are unreliable", stacklevel=2)
+        warnings.warn(
+            "the simultaneous fit of the peak parameters did not converge; its errors are unreliable", stacklevel=2
+        )
     splines = {
         name: ParameterSpline(
             tuple(peak_fit.knots), tuple(peak_fit.coefficients[name]), 3, mass_range, TRANSFORMS[name]
@@ -990,9 +1009,11 @@ def _wrong_pairing_density(training: list[MassFit], settings: dict) -> Parameter
         return ParameterSpline((masses[0],) * 4 + (masses[-1],) * 4, (0.0,) * 4, 3, masses)
     masses = np.array([f.mass for f in usable])
     counts = np.array([float(f.n_candidates - f.n_matched) for f in usable])
-    integrals = np.array([sum(np.array(dscb.edge_integrals(f.lower, f.upper, f.edge, f.edge_width)) * (1.0, f.values["c1"]))
-                          for f in usable])  # fmt: skip
-    exposures = np.array([f.n_matched for f in usable]) * integrals
+    integrals = []
+    for f in usable:
+        k0, k1 = dscb.edge_integrals(f.lower, f.upper, f.edge, f.edge_width)
+        integrals.append(k0 + f.values["c1"] * k1)
+    exposures = np.array([f.n_matched for f in usable]) * np.array(integrals)
     # the rate has sharper features than the peak (wrong pairs with a beam-background photon
     # near 1 GeV, the endpoint near 7.5 GeV): more B-splines, smoothed as the AIC prefers
     n_basis = max(4, min(RATE_BASIS, len(usable) // 2))
@@ -1110,11 +1131,30 @@ def _peak_values(fit: MassFit) -> dict:
     return {name: fit.values[name] for name in PEAK_PARAMETERS if name in fit.values}
 
 
-def _fit_or_flag(mass, grouped, generated, options, peak_starts) -> MassFit:
-    if mass not in grouped:
-        return MassFit(float(mass), "no events pass the selection", generated[mass])
-    candidates, matched = grouped[mass]
-    return fit_mass(mass, candidates, matched, generated[mass], peak_starts=peak_starts, **options)
+FIT_BLOCK = 8  # masses per parallel task
+
+
+def _blocks(masses, grouped, generated, options, starts=None):
+    """Tasks for :func:`_fit_block`: consecutive masses with their candidates."""
+    for first in range(0, len(masses), FIT_BLOCK):
+        block = [float(m) for m in masses[first : first + FIT_BLOCK]]
+        entries = [(m, grouped.get(m), generated[m]) for m in block]
+        yield entries, options, None if starts is None else {m: starts[m] for m in block}
+
+
+def _fit_block(task) -> list[MassFit]:
+    """Fit consecutive masses; each starts from ``starts[mass]``, or else from the previous one."""
+    entries, options, starts = task
+    fits, previous = [], None
+    for mass, data, n_generated in entries:
+        if data is None:
+            fits.append(MassFit(mass, "no events pass the selection", n_generated))
+            continue
+        peak_starts = starts[mass] if starts is not None else [previous] if previous else []
+        fits.append(fit_mass(mass, *data, n_generated, peak_starts=peak_starts, **options))
+        if fits[-1].ok:
+            previous = _peak_values(fits[-1])
+    return fits
 
 
 def run_shapes(config: dict, input_path=None, output_dir=None, *, progress: bool = True) -> ShapesSummary:
@@ -1153,16 +1193,17 @@ def run_shapes(config: dict, input_path=None, output_dir=None, *, progress: bool
         edge_width=edge["width"],
         engine=settings["engine"],
     )
-    with progress_bar(progress) as bar:
-        # pass 1: each mass starts from its lower neighbour, which keeps near-degenerate
-        # parameters on one solution along the grid
+    workers = min(settings["workers"] or os.cpu_count() or 1, -(-len(masses) // FIT_BLOCK))
+    with progress_bar(progress) as bar, executor(workers) as pool:
+        # pass 1: each mass starts from its lower neighbour (within blocks of masses fitted
+        # in parallel), which keeps near-degenerate parameters on one solution along the grid
         advance = bar.add("fit signal shapes", len(masses))
-        fits, previous = [], None
-        for mass in masses:
-            fits.append(_fit_or_flag(mass, grouped, generated, options, [previous] if previous else []))
-            if fits[-1].ok:
-                previous = _peak_values(fits[-1])
-            advance(1)
+        fits = []
+        for block in ordered_map(
+            pool, _fit_block, _blocks(masses, grouped, generated, options), max_in_flight=2 * workers
+        ):
+            fits += block
+            advance(len(block))
     model_settings = {
         "mass_variable": settings["mass_variable"],
         "peak": settings["peak"],
@@ -1186,20 +1227,26 @@ def run_shapes(config: dict, input_path=None, output_dir=None, *, progress: bool
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the final interpolation repeats what is worth a warning
         model = build_shape_model(fits, held_out, model_settings, truth)
-    with progress_bar(progress) as bar:
+    with progress_bar(progress) as bar, executor(workers) as pool:
         # pass 2: every mass also starts from the interpolation; a fit stuck in a local
         # minimum of pass 1 moves to the better one
-        advance = bar.add("refit from the interpolation", len(masses))
-        for i, fit in enumerate(fits):
-            if fit.ok:
-                interpolated = {name: float(model.splines[name](fit.mass)) for name in _peak_values(fit) if name != "mu"}
-                refit = _fit_or_flag(fit.mass, grouped, generated, options, [interpolated])
-                if refit.ok and refit.peak_nll < fit.peak_nll:
-                    fits[i] = refit
-            advance(1)
+        ok = [fit for fit in fits if fit.ok]
+        advance = bar.add("refit from the interpolation", len(ok))
+        starts = {
+            fit.mass: [{k: float(model.splines[k](fit.mass)) for k in _peak_values(fit) if k != "mu"}] for fit in ok
+        }
+        tasks = _blocks(np.array([f.mass for f in ok]), grouped, generated, options, starts)
+        refits = {}
+        for block in ordered_map(pool, _fit_block, tasks, max_in_flight=2 * workers):
+            refits.update({refit.mass: refit for refit in block})
+            advance(len(block))
+    fits = [
+        refits[fit.mass] if fit.ok and refits[fit.mass].ok and refits[fit.mass].peak_nll < fit.peak_nll else fit
+        for fit in fits
+    ]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model = build_shape_model(fits, held_out, model_settings, truth)
+        model = build_shape_model(fits, held_out, model_settings, truth, initial=model)
     for warning in caught:
         warnings.warn(str(warning.message), stacklevel=2)
     add_goodness_of_fit(model, {m: grouped[m][0][np.isfinite(grouped[m][0])] for m in model.held_out if m in grouped})

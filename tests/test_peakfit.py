@@ -5,7 +5,6 @@ import pytest
 from scipy import integrate, stats
 
 from bumphunt import dscb
-from bumphunt.shapes import smooth
 from bumphunt.peakfit import (
     PeakData,
     fit_peak_splines,
@@ -14,6 +13,7 @@ from bumphunt.peakfit import (
     peak_width,
     peak_width_derivatives,
 )
+from bumphunt.shapes import smooth
 
 
 def _truth(mass):

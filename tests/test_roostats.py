@@ -11,6 +11,9 @@ from bumphunt.shapes import SignalShape
 pytest.importorskip("ROOT", reason="the optional root package is not installed")
 
 SHAPE = SignalShape(3.0, 0.013, 0.013, 1.5, 10.0, 1.5, 10.0, 0.95, 0.1, 3.0 - 20 * 0.013, 3.0 + 20 * 0.013)
+# the full model near sqrt(s/2): a Gaussian in the peak, wrong pairings ending inside the window
+FULL_SHAPE = SignalShape(3.0, 0.013, 0.013, 1.5, 10.0, 1.5, 10.0, 0.8, 0.2, 3.0 - 20 * 0.013, 3.0 + 20 * 0.013,
+                         gauss_fraction=0.2, gauss_sigma=0.026, edge=3.1, edge_width=0.047)  # fmt: skip
 
 
 def _sample(rng, pdf, n):
@@ -20,16 +23,19 @@ def _sample(rng, pdf, n):
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-@pytest.mark.parametrize(("n_background", "n_signal"), [(20_000, 0), (20_000, 120), (5_000, 60)])
-def test_limits_and_p0_equal_roostats(n_background, n_signal):
+@pytest.mark.parametrize(
+    ("n_background", "n_signal", "shape"),
+    [(20_000, 0, SHAPE), (20_000, 120, SHAPE), (5_000, 60, SHAPE), (20_000, 120, FULL_SHAPE)],
+)
+def test_limits_and_p0_equal_roostats(n_background, n_signal, shape):
     from bumphunt.roostats import roostats_hypothesis_test
 
     rng = np.random.default_rng(n_background + n_signal)
     background = _sample(rng, lambda x: 1.0 + 0.8 * (x - 3.0) - 3.0 * (x - 3.0) ** 2, n_background)
-    x = np.r_[background, _sample(rng, SHAPE.pdf, n_signal)]
-    ours = evaluate_hypothesis(hypothesis_data(x, SHAPE))
+    x = np.r_[background, _sample(rng, shape.pdf, n_signal)]
+    ours = evaluate_hypothesis(hypothesis_data(x, shape))
     # RooStats interpolates the limits on a fixed scan of n_sig: make it cover the +2 sigma band
-    reference = roostats_hypothesis_test(x, SHAPE, scan_points=200, scan_max=1.3 * ours.expected[2])
+    reference = roostats_hypothesis_test(x, shape, scan_points=200, scan_max=1.3 * ours.expected[2])
     assert ours.upper_limit == pytest.approx(reference.upper_limit, rel=0.01)
     for band in BANDS:
         assert ours.expected[band] == pytest.approx(reference.expected[band], rel=0.01), band

@@ -10,6 +10,7 @@ from numpy.testing import assert_allclose
 from scipy import integrate
 
 from bumphunt import dscb
+from bumphunt.config import load_config
 from bumphunt.errors import BumphuntError
 from bumphunt.shapes import (
     MassFit,
@@ -25,8 +26,6 @@ from bumphunt.shapes import (
     wrong_pair_endpoint,
     zfit_signal_pdf,
 )
-
-from bumphunt.config import load_config
 
 from .conftest import small_config
 
@@ -101,8 +100,11 @@ def test_signal_densities_are_normalised_in_closed_form(parameters):
     shape = _signal_shape(*parameters)
     points = [shape.mu] + ([shape.edge] if shape.lower < shape.edge < shape.upper else [])
     for density in (shape.peak_pdf, shape.combinatorial_pdf, shape.pdf):
-        area = integrate.quad(lambda x: density(x)[0], shape.lower, shape.upper, points=points, limit=400,
-                              epsabs=1e-13, epsrel=1e-12)[0]  # fmt: skip
+
+        def scalar(x, density=density):
+            return density(x)[0]
+
+        area = integrate.quad(scalar, shape.lower, shape.upper, points=points, limit=400, epsabs=1e-13, epsrel=1e-12)[0]
         assert area == pytest.approx(1.0, rel=1e-9)
     x = np.random.default_rng(7).uniform(shape.lower, shape.upper, 300)
     peak = (shape.mu, shape.sigma_l, shape.sigma_r, shape.alpha_l, 10.0, shape.alpha_r, 10.0)
@@ -341,6 +343,21 @@ def test_resolution_matches_the_kinematic_fit(shape_stage):
         width = core_width(data["m_gg_fit"][at_mass][matched])
         # 16,000 candidates: the sample's own width is known to 1 %
         assert summary.model.resolution(mass) == pytest.approx(width, rel=0.03), mass
+
+
+def test_example_writes_the_documented_tables_and_figures(shape_stage, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    _, summary, _ = shape_stage
+    script = Path(__file__).parents[1] / "examples" / "signal_shapes.py"
+    args = [sys.executable, str(script), "--shapes", str(summary.path), "--figures", str(tmp_path)]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert len(rows) == 22
+    assert {p.name for p in tmp_path.iterdir()} == {"shape_parameters.png", "shape_fit_7475.png", "shape_fit_7275.png"}
 
 
 def test_load_rejects_foreign_files(tmp_path):
