@@ -932,18 +932,18 @@ def build_shape_model(
     from .peakfit import TRANSFORMS, PeakData, fit_peak_splines, knot_vector
 
     min_pvalue = settings.get("min_fit_pvalue", 0.0)
+    held = set(np.round(held_out, 9))
     for fit in fits:
+        where = "(held out) not validated" if round(fit.mass, 9) in held else "excluded from the interpolation"
         if not fit.ok:
-            warnings.warn(
-                f"signal shape at m = {fit.mass:.4f} GeV excluded from the interpolation: {fit.status}", stacklevel=2
-            )
+            warnings.warn(f"signal shape at m = {fit.mass:.4f} GeV {where}: {fit.status}", stacklevel=2)
         elif fit.chi2_pvalue < min_pvalue:
+            where = "(held out)" if round(fit.mass, 9) in held else "excluded from the interpolation"
             warnings.warn(
-                f"signal shape at m = {fit.mass:.4f} GeV excluded from the interpolation: the model does not describe "
-                f"it (chi2/ndf = {fit.chi2:.1f}/{fit.ndf}, p = {fit.chi2_pvalue:.2g} < {min_pvalue:g})",
+                f"signal shape at m = {fit.mass:.4f} GeV {where}: the model does not describe it "
+                f"(chi2/ndf = {fit.chi2:.1f}/{fit.ndf}, p = {fit.chi2_pvalue:.2g} < {min_pvalue:g})",
                 stacklevel=2,
             )
-    held = set(np.round(held_out, 9))
     training = [f for f in fits if f.ok and round(f.mass, 9) not in held and not f.chi2_pvalue < min_pvalue]
     if len(training) < 5:
         raise BumphuntError(f"only {len(training)} usable masses for the signal-shape interpolation; need at least 5")
