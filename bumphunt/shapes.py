@@ -32,6 +32,7 @@ import os
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -180,6 +181,12 @@ def core_width(values: np.ndarray) -> float:
     return float(0.5 * (high - low))
 
 
+def fit_window(mass: float, truth: np.ndarray, window_sigmas: float) -> tuple[float, float, float]:
+    """Core width of the truth-matched candidates and the window mass +- window_sigmas of it."""
+    width = core_width(truth)
+    return width, max(mass - window_sigmas * width, 0.0), mass + window_sigmas * width
+
+
 def gaussian_core_width(values: np.ndarray, *, iterations: int = 10) -> float:
     """Sigma of a Gaussian matched to the +-2 sigma core of a peak, iterated from the median.
 
@@ -245,9 +252,7 @@ def fit_mass(
     truth = candidates[finite & matched]
     if len(truth) < MIN_MATCHED_CANDIDATES:
         return MassFit(mass, f"too few truth-matched candidates ({len(truth)})", n_generated)
-    sigma_guess = core_width(truth)
-    lower = max(mass - window_sigmas * sigma_guess, 0.0)
-    upper = mass + window_sigmas * sigma_guess
+    sigma_guess, lower, upper = fit_window(mass, truth, window_sigmas)
     in_window = finite & (candidates >= lower) & (candidates <= upper)
     all_x = candidates[in_window]
     truth_x = candidates[in_window & matched]
@@ -270,26 +275,25 @@ def fit_mass(
         defaults.append(start)
     best = None
     for attempt, start in enumerate(given + defaults, start=1):
-        if attempt > len(given) and best is not None:
-            break
         outcome = fit_peak(truth_x, start, lower, upper, n_l, n_r, sigma_guess)
         result.attempts = attempt
-        if outcome[4] and (best is None or outcome[5] < best[5]):
+        if outcome.valid and (best is None or outcome.nll < best.nll):
             best = outcome
-        if best is not None and not given:
+        # every given start is tried and the best kept; the defaults only until one converges
+        if best is not None and attempt >= len(given):
             break
     if best is None:
         result.status = f"peak fit did not converge after {result.attempts} starts"
         return result
-    values, errors, covariance, edm, _, result.peak_nll = best
+    values = best.values
     result.values.update(values)
-    result.errors.update(errors)
-    result.edm = edm
+    result.errors.update(best.errors)
+    result.edm, result.peak_nll = best.edm, best.nll
 
     derivatives = peak_width_derivatives(values, n_l, n_r)
     gradient = np.array([derivatives[name] for name in values])
     result.values["resolution"] = peak_width(values, n_l, n_r)
-    result.errors["resolution"] = float(np.sqrt(gradient @ covariance @ gradient))
+    result.errors["resolution"] = float(np.sqrt(gradient @ best.covariance @ gradient))
     result.edge_width = result.values["resolution"] if edge_width is None else edge_width
     result.edge = wrong_pair_endpoint(mass, sqrt_s) + edge_shift
     n_wrong = len(all_x) - len(truth_x)
@@ -314,7 +318,7 @@ def fit_mass(
         # where f is not (it steps to 1 as the endpoint leaves the window)
         k0, k1 = dscb.edge_integrals(lower, upper, result.edge, result.edge_width)
         integral = k0 + frac_values["c1"] * k1
-        f, f_error = frac_values["fraction"], frac_errors["fraction"]
+        f, f_error = max(frac_values["fraction"], 1e-12), frac_errors["fraction"]
         result.values["combinatorial_density"] = (1.0 - f) / (f * integral)
         result.errors["combinatorial_density"] = f_error / (f * f * integral)
     n_fitted = len(values) + (2 if result.c1_floating else 1 if result.wrong_in_window else 0)
@@ -367,8 +371,7 @@ def measure_endpoint_edge(grouped: dict, sqrt_s: float, window_sigmas: float) ->
         truth = candidates[finite & matched]
         if len(truth) < MIN_MATCHED_CANDIDATES:
             continue
-        resolution = core_width(truth)
-        lower, upper = max(mass - window_sigmas * resolution, 0.0), mass + window_sigmas * resolution
+        resolution, lower, upper = fit_window(mass, truth, window_sigmas)
         endpoint = wrong_pair_endpoint(mass, sqrt_s)
         wrong = candidates[finite & ~matched]
         n_in_window = np.count_nonzero((wrong >= lower) & (wrong <= upper))
@@ -443,6 +446,17 @@ def _minuit(fcn, start: dict, limits: dict, fixed: tuple[str, ...] = ()):
     return minuit
 
 
+class PeakFitOutcome(NamedTuple):
+    """What a peak fit returns: values, errors and covariance (in the order of ``values``)."""
+
+    values: dict
+    errors: dict
+    covariance: np.ndarray
+    edm: float
+    valid: bool
+    nll: float
+
+
 def _fit_peak_numba(x, start, lower, upper, n_l, n_r, sigma_guess):
     x = np.ascontiguousarray(x)
     one_width = "sigma" in start
@@ -462,7 +476,7 @@ def _fit_peak_numba(x, start, lower, upper, n_l, n_r, sigma_guess):
     minuit = _minuit(nll, {name: start[name] for name in parameters}, limits)
     values, errors, edm, valid = _minuit_output(minuit, limits)
     covariance = np.array(minuit.covariance) if minuit.covariance is not None else np.full((len(values),) * 2, np.nan)
-    return values, errors, covariance, edm, valid, float(minuit.fval)
+    return PeakFitOutcome(values, errors, covariance, edm, valid, float(minuit.fval))
 
 
 PEAK_PARAMETERS = ("mu", "sigma", "sigma_l", "sigma_r", "alpha_l", "alpha_r", "gauss_fraction", "gauss_ratio")
@@ -583,7 +597,7 @@ def _fit_peak_zfit(x, start, lower, upper, n_l, n_r, sigma_guess):
     values = {name: float(p.value()) for name, p in params.items()}
     errors = {name: float(result.params[p]["hesse"]["error"]) for name, p in params.items()}
     covariance = np.array(result.covariance(list(params.values()), method="minuit_hesse"))
-    return values, errors, covariance, float(result.edm), bool(result.valid), float(result.fmin)
+    return PeakFitOutcome(values, errors, covariance, float(result.edm), bool(result.valid), float(result.fmin))
 
 
 def _fit_fraction_zfit(x, peak_density, shape, fraction_start, c1_floating):
@@ -684,16 +698,11 @@ class ParameterSpline:
         )
 
 
-def smooth(masses: np.ndarray, values: np.ndarray, errors: np.ndarray, *, counting: bool = False):
+def smooth(masses: np.ndarray, values: np.ndarray, errors: np.ndarray):
     """Penalised cubic smoothing spline of values(mass) weighted by 1/error^2.
 
     The smoothing is chosen by generalised cross-validation; for that smoothing the spline
     is linear in the values, so its error at any mass follows by linear propagation.
-
-    With ``counting`` the values are rates measured by counting, whose errors grow as the
-    square root of the value: weights from the observed errors then favour downward
-    fluctuations and pull the spline low. The errors are instead rescaled to the spline's
-    own prediction, sqrt(predicted / observed), and the spline refitted (three times).
 
     Returns
     -------
@@ -703,14 +712,8 @@ def smooth(masses: np.ndarray, values: np.ndarray, errors: np.ndarray, *, counti
 
     order = np.argsort(masses)
     masses, values, errors = masses[order], values[order], errors[order]
-    if counting and len(masses) >= 5:
-        observed_errors = errors
-        floor = max(float(np.max(values)) * 1e-3, 1e-12)
-        for _ in range(3):
-            predicted = make_smoothing_spline(masses, values, w=_normalised(1.0 / errors**2))(masses)
-            ratio = np.maximum(predicted, floor) / np.maximum(values, floor)
-            errors = observed_errors * np.sqrt(np.clip(ratio, 0.1, 10.0))
-    weights = _normalised(1.0 / errors**2)
+    weights = 1.0 / errors**2
+    weights = weights / weights.mean()
     if len(masses) < 5:
         mean = float(np.sum(values * weights) / np.sum(weights))
         constant = ParameterSpline((masses[0],) * 4 + (masses[-1],) * 4, (mean,) * 4, 3, (masses[0], masses[-1]))
@@ -728,10 +731,6 @@ def smooth(masses: np.ndarray, values: np.ndarray, errors: np.ndarray, *, counti
         return np.sqrt(np.sum((basis * errors[:, None]) ** 2, axis=0))
 
     return result, standard_error
-
-
-def _normalised(weights: np.ndarray) -> np.ndarray:
-    return weights / weights.mean()
 
 
 def _gcv_lambda(masses, values, weights, spline) -> float:
