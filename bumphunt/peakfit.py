@@ -8,9 +8,14 @@ belong together. Here every peak parameter is instead a cubic B-spline in mass (
 transformed scale that keeps it physical: log for widths and alphas, logit for the Gaussian
 fraction, log(r - 1) for the width ratio), and the spline coefficients are fitted to the
 truth-matched candidates of all training masses together (binned in 0.1-resolution bins,
-multinomial likelihood, iminuit), with a weak penalty on the second differences of the
+multinomial likelihood, iminuit), with a penalty on the second differences of the
 coefficients (P-splines, Eilers & Marx 1996) so that a parameter the data do not constrain
-somewhere stays smooth there. The per-mass fits give the starting values.
+somewhere stays smooth there. The per-mass fits give the starting values
+(:func:`fit_peak_splines`).
+
+Also here: counts whose rate varies with mass as a penalised Poisson regression on a
+log-rate B-spline (:func:`fit_rate_spline`, for the density of wrong pairings), and the
+resolution of a peak as the half-width of its central 68 % (:func:`peak_width`).
 """
 
 from __future__ import annotations
@@ -33,8 +38,8 @@ TRANSFORMS = {
     "gauss_fraction": "logit",
     "gauss_ratio": "log_minus_one",
 }
-# bounds of the transformed start values: keeps a start off a degenerate boundary
 PRIOR_WIDTH = 10.0  # of every coefficient around its start, spline scale (mu_offset in MeV)
+# bounds of the transformed start values: keeps a start off a degenerate boundary
 _START_RANGE = {"logit": (-4.0, 4.0), "log_minus_one": (-3.0, 2.5), "log": (-12.0, 2.5), "none": (-np.inf, np.inf)}
 
 
@@ -154,7 +159,10 @@ def _peak_nll_all(params, lower, upper, offsets, centres, counts, n_l, n_r):
             density = dscb_norm * math.exp(
                 dscb._dscb_log_unnormalised(x, mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r)
             ) + gauss_norm * math.exp(-0.5 * t * t)
-            mass_total -= counts[j] * math.log(density) if density > 0.0 else -np.inf
+            if density <= 0.0:
+                mass_total = np.inf
+                break
+            mass_total -= counts[j] * math.log(density)
         total += mass_total
     return total
 
@@ -177,16 +185,11 @@ class PeakSplineFit:
     def _error(self, mass, derivatives: dict) -> np.ndarray:
         """Error of a function of the parameters at ``mass``, given its derivatives by parameter."""
         basis = basis_matrix(self.knots, mass)
-        gradient = np.concatenate(
-            [
-                (derivatives.get(name, 0.0) * inverse_derivative(TRANSFORMS[name], basis @ self.coefficients[name]))[
-                    :, None
-                ]
-                * basis
-                for name in self.names
-            ],
-            axis=1,
-        )
+        columns = []
+        for name in self.names:
+            slope = derivatives.get(name, 0.0) * inverse_derivative(TRANSFORMS[name], basis @ self.coefficients[name])
+            columns.append(slope[:, None] * basis)
+        gradient = np.concatenate(columns, axis=1)
         return np.sqrt(np.einsum("ij,jk,ik->i", gradient, self.covariance, gradient))
 
     def standard_error(self, name: str, mass) -> np.ndarray:
@@ -202,7 +205,7 @@ class PeakSplineFit:
         return float(self._error(mass, peak_width_derivatives(values, n_l, n_r))[0])
 
 
-CORE_PROBABILITY = 0.682689492137  # of a Gaussian within +-1 sigma
+CORE_PROBABILITY = math.erf(1.0 / math.sqrt(2.0))  # of a Gaussian within +-1 sigma
 
 
 def peak_width(values: dict, n_l: float = 10.0, n_r: float = 10.0):
