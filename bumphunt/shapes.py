@@ -1219,7 +1219,7 @@ def run_shapes(config: dict, input_path=None, output_dir=None, *, progress: bool
         "min_fit_pvalue": settings["min_fit_pvalue"],
         "selection": settings["selection"],
         "engine": settings["engine"],
-        "source": str(input_path),
+        "source": str(input_path.resolve()),
     }
     held_out = held_out_masses(masses, settings["n_held_out"])
     truth = {mass: c[np.isfinite(c) & t] for mass, (c, t) in grouped.items()}
