@@ -115,25 +115,6 @@ def gaussian_integral(lower, upper, mu, sigma):
 
 
 @_jit
-def peak_nll(x, mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r, gauss_fraction, gauss_sigma, lower, upper):
-    """Negative log-likelihood of (1 - g) DSCB + g Gauss(mu, gauss_sigma) on [lower, upper]."""
-    if gauss_fraction == 0.0:
-        return dscb_nll(x, mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r, lower, upper)
-    dscb_norm = (1.0 - gauss_fraction) / dscb_integral(lower, upper, mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r)
-    gauss_norm = gauss_fraction / gaussian_integral(lower, upper, mu, gauss_sigma)
-    total = 0.0
-    for i in range(x.shape[0]):
-        t = (x[i] - mu) / gauss_sigma
-        density = dscb_norm * math.exp(
-            _dscb_log_unnormalised(x[i], mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r)
-        ) + gauss_norm * math.exp(-0.5 * t * t)
-        if density <= 0.0:
-            return np.inf
-        total -= math.log(density)
-    return total
-
-
-@_jit
 def _erfc_antiderivatives(z):
     """F0, F1 with F0' = erfc(z) and F1' = z erfc(z)."""
     gauss = math.exp(-z * z) / math.sqrt(math.pi)

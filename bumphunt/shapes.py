@@ -37,7 +37,6 @@ from typing import NamedTuple
 import numpy as np
 
 from . import dscb
-from ._parallel import executor, ordered_map
 from ._version import __version__
 from .peakfit import peak_width, peak_width_derivatives
 
@@ -458,9 +457,12 @@ class PeakFitOutcome(NamedTuple):
 
 
 def _fit_peak_numba(x, start, lower, upper, n_l, n_r, sigma_guess):
-    x = np.ascontiguousarray(x)
+    from .peakfit import PeakData, _peak_nll_all
+
+    binned = PeakData.from_candidates({0.0: x}, {0.0: (lower, upper)}, bins=PEAK_BINS)
     one_width = "sigma" in start
     with_gauss = "gauss_fraction" in start
+    row = np.empty((1, 7))
 
     def nll(*p):
         named = dict(zip(parameters, p))
@@ -468,8 +470,8 @@ def _fit_peak_numba(x, start, lower, upper, n_l, n_r, sigma_guess):
         sigma_r = named["sigma"] if one_width else named["sigma_r"]
         gauss_fraction = named["gauss_fraction"] if with_gauss else 0.0
         gauss_sigma = named["gauss_ratio"] * 0.5 * (sigma_l + sigma_r) if with_gauss else 1.0
-        return dscb.peak_nll(x, named["mu"], sigma_l, sigma_r, named["alpha_l"], n_l, named["alpha_r"], n_r,
-                             gauss_fraction, gauss_sigma, lower, upper)  # fmt: skip
+        row[0] = (named["mu"], sigma_l, sigma_r, named["alpha_l"], named["alpha_r"], gauss_fraction, gauss_sigma)
+        return _peak_nll_all(row, binned.lower, binned.upper, binned.offsets, binned.centres, binned.counts, n_l, n_r)
 
     parameters = [name for name in PEAK_PARAMETERS if name in start]
     limits = _peak_limits(start, lower, upper, sigma_guess)
@@ -479,6 +481,7 @@ def _fit_peak_numba(x, start, lower, upper, n_l, n_r, sigma_guess):
     return PeakFitOutcome(values, errors, covariance, edm, valid, float(minuit.fval))
 
 
+PEAK_BINS = 4000  # of the per-mass peak fit in its window (0.01 core widths)
 PEAK_PARAMETERS = ("mu", "sigma", "sigma_l", "sigma_r", "alpha_l", "alpha_r", "gauss_fraction", "gauss_ratio")
 
 
@@ -1130,30 +1133,11 @@ def _peak_values(fit: MassFit) -> dict:
     return {name: fit.values[name] for name in PEAK_PARAMETERS if name in fit.values}
 
 
-FIT_BLOCK = 8  # masses per parallel task
-
-
-def _blocks(masses, grouped, generated, options, starts=None):
-    """Tasks for :func:`_fit_block`: consecutive masses with their candidates."""
-    for first in range(0, len(masses), FIT_BLOCK):
-        block = [float(m) for m in masses[first : first + FIT_BLOCK]]
-        entries = [(m, grouped.get(m), generated[m]) for m in block]
-        yield entries, options, None if starts is None else {m: starts[m] for m in block}
-
-
-def _fit_block(task) -> list[MassFit]:
-    """Fit consecutive masses; each starts from ``starts[mass]``, or else from the previous one."""
-    entries, options, starts = task
-    fits, previous = [], None
-    for mass, data, n_generated in entries:
-        if data is None:
-            fits.append(MassFit(mass, "no events pass the selection", n_generated))
-            continue
-        peak_starts = starts[mass] if starts is not None else [previous] if previous else []
-        fits.append(fit_mass(mass, *data, n_generated, peak_starts=peak_starts, **options))
-        if fits[-1].ok:
-            previous = _peak_values(fits[-1])
-    return fits
+def _fit_or_flag(mass, grouped, generated, options, peak_starts) -> MassFit:
+    if mass not in grouped:
+        return MassFit(float(mass), "no events pass the selection", generated[mass])
+    candidates, matched = grouped[mass]
+    return fit_mass(mass, candidates, matched, generated[mass], peak_starts=peak_starts, **options)
 
 
 def run_shapes(config: dict, input_path=None, output_dir=None, *, progress: bool = True) -> ShapesSummary:
@@ -1192,17 +1176,16 @@ def run_shapes(config: dict, input_path=None, output_dir=None, *, progress: bool
         edge_width=edge["width"],
         engine=settings["engine"],
     )
-    workers = min(settings["workers"] or os.cpu_count() or 1, -(-len(masses) // FIT_BLOCK))
-    with progress_bar(progress) as bar, executor(workers) as pool:
-        # pass 1: each mass starts from its lower neighbour (within blocks of masses fitted
-        # in parallel), which keeps near-degenerate parameters on one solution along the grid
+    with progress_bar(progress) as bar:
+        # pass 1: each mass starts from its lower neighbour, which keeps near-degenerate
+        # parameters on one solution along the grid
         advance = bar.add("fit signal shapes", len(masses))
-        fits = []
-        for block in ordered_map(
-            pool, _fit_block, _blocks(masses, grouped, generated, options), max_in_flight=2 * workers
-        ):
-            fits += block
-            advance(len(block))
+        fits, previous = [], None
+        for mass in masses:
+            fits.append(_fit_or_flag(mass, grouped, generated, options, [previous] if previous else []))
+            if fits[-1].ok:
+                previous = _peak_values(fits[-1])
+            advance(1)
     model_settings = {
         "mass_variable": settings["mass_variable"],
         "peak": settings["peak"],
@@ -1226,23 +1209,17 @@ def run_shapes(config: dict, input_path=None, output_dir=None, *, progress: bool
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the final interpolation repeats what is worth a warning
         model = build_shape_model(fits, held_out, model_settings, truth)
-    with progress_bar(progress) as bar, executor(workers) as pool:
+    with progress_bar(progress) as bar:
         # pass 2: every mass also starts from the interpolation; a fit stuck in a local
         # minimum of pass 1 moves to the better one
-        ok = [fit for fit in fits if fit.ok]
-        advance = bar.add("refit from the interpolation", len(ok))
-        starts = {
-            fit.mass: [{k: float(model.splines[k](fit.mass)) for k in _peak_values(fit) if k != "mu"}] for fit in ok
-        }
-        tasks = _blocks(np.array([f.mass for f in ok]), grouped, generated, options, starts)
-        refits = {}
-        for block in ordered_map(pool, _fit_block, tasks, max_in_flight=2 * workers):
-            refits.update({refit.mass: refit for refit in block})
-            advance(len(block))
-    fits = [
-        refits[fit.mass] if fit.ok and refits[fit.mass].ok and refits[fit.mass].peak_nll < fit.peak_nll else fit
-        for fit in fits
-    ]
+        advance = bar.add("refit from the interpolation", len(masses))
+        for i, fit in enumerate(fits):
+            if fit.ok:
+                start = {name: float(model.splines[name](fit.mass)) for name in _peak_values(fit) if name != "mu"}
+                refit = _fit_or_flag(fit.mass, grouped, generated, options, [start])
+                if refit.ok and refit.peak_nll < fit.peak_nll:
+                    fits[i] = refit
+            advance(1)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model = build_shape_model(fits, held_out, model_settings, truth, initial=model)

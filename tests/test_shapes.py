@@ -12,6 +12,7 @@ from scipy import integrate
 from bumphunt import dscb
 from bumphunt.config import load_config
 from bumphunt.errors import BumphuntError
+from bumphunt.peakfit import PeakData, _peak_nll_all
 from bumphunt.shapes import (
     MassFit,
     ShapeModel,
@@ -106,11 +107,13 @@ def test_signal_densities_are_normalised_in_closed_form(parameters):
 
         area = integrate.quad(scalar, shape.lower, shape.upper, points=points, limit=400, epsabs=1e-13, epsrel=1e-12)[0]
         assert area == pytest.approx(1.0, rel=1e-9)
-    x = np.random.default_rng(7).uniform(shape.lower, shape.upper, 300)
-    peak = (shape.mu, shape.sigma_l, shape.sigma_r, shape.alpha_l, 10.0, shape.alpha_r, 10.0)
-    gauss = (shape.gauss_fraction, shape.gauss_sigma if shape.gauss_fraction else 1.0)
-    nll = dscb.peak_nll(x, *peak, *gauss, shape.lower, shape.upper)
-    assert nll == pytest.approx(-np.sum(np.log(shape.peak_pdf(x))), rel=1e-12)
+    # the binned likelihood of the peak fits (bumphunt.peakfit) uses the same density
+    x = np.random.default_rng(7).uniform(shape.lower, shape.upper, 3000)
+    data = PeakData.from_candidates({shape.mu: x}, {shape.mu: (shape.lower, shape.upper)}, bins=50)
+    gauss_sigma = shape.gauss_sigma if shape.gauss_fraction else 1.0
+    row = [[shape.mu, shape.sigma_l, shape.sigma_r, shape.alpha_l, shape.alpha_r, shape.gauss_fraction, gauss_sigma]]
+    nll = _peak_nll_all(np.array(row), data.lower, data.upper, data.offsets, data.centres, data.counts, 10.0, 10.0)
+    assert nll == pytest.approx(-np.sum(data.counts * np.log(shape.peak_pdf(data.centres))), rel=1e-12)
 
 
 @pytest.mark.parametrize("parameters", SIGNAL_SHAPES)
@@ -225,9 +228,15 @@ def test_numba_and_zfit_engines_agree():
     fast = fit_mass(7.45, candidates, matched, 7500, engine="numba", **options)
     reference = fit_mass(7.45, candidates, matched, 7500, engine="zfit", **options)
     assert fast.ok and reference.ok and fast.wrong_in_window
+    # the compiled peak fit is binned in 0.01 core widths, zfit's unbinned: the same estimates
     for name in ("mu", "sigma", "alpha_l", "alpha_r", "gauss_fraction", "gauss_ratio", "fraction", "c1", "resolution"):
         assert abs(fast.values[name] - reference.values[name]) < 0.05 * fast.errors[name], name
+    # and the same errors of what the data determine (position, width, fractions); how the peak
+    # splits into DSCB and Gaussian is near-degenerate, and HESSE's errors along it differ by ~10 %
+    for name in ("mu", "resolution", "fraction", "c1"):
         assert fast.errors[name] == pytest.approx(reference.errors[name], rel=0.05), name
+    for name in ("sigma", "alpha_l", "alpha_r", "gauss_fraction", "gauss_ratio"):
+        assert fast.errors[name] == pytest.approx(reference.errors[name], rel=0.2), name
 
 
 def test_too_few_candidates_are_flagged_and_excluded_with_a_warning():
