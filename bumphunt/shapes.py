@@ -336,12 +336,12 @@ def fit_endpoint_edge(wrong: np.ndarray, lower: float, upper: float, endpoint: f
     dict with shift, width and their errors (GeV), or None when the fit fails.
     """
     x = np.ascontiguousarray(wrong[(wrong >= lower) & (wrong <= upper)])
-    ones = np.zeros(len(x))
+    no_peak = np.zeros(len(x))  # the wrong pairings alone: peak fraction 0
 
     def nll(c1, shift, width):
         edge = endpoint + shift
         k0, k1 = dscb.edge_integrals(lower, upper, edge, width)
-        return dscb.signal_nll(x, 0.0, c1, ones, dscb.edge_factor(x, edge, width), k0, k1, lower, upper)
+        return dscb.signal_nll(x, 0.0, c1, no_peak, dscb.edge_factor(x, edge, width), k0, k1, lower, upper)
 
     limits = {
         "c1": (-1.0, 1.0),
@@ -723,13 +723,15 @@ def smooth(masses: np.ndarray, values: np.ndarray, errors: np.ndarray):
         error = float(1.0 / np.sqrt(np.sum(1.0 / errors**2)))
         return constant, lambda m: np.full(np.shape(m), error)
     spline = make_smoothing_spline(masses, values, w=weights)
-    lam = _gcv_lambda(masses, values, weights, spline)
     result = ParameterSpline(tuple(spline.t), tuple(spline.c), int(spline.k), (float(masses[0]), float(masses[-1])))
+    smoothing = []  # found on the first call only: most callers never ask for the error
 
     def standard_error(mass):
+        if not smoothing:
+            smoothing.append(_gcv_lambda(masses, values, weights, spline))
         mass = np.clip(np.atleast_1d(mass), masses[0], masses[-1])
         basis = np.array(
-            [make_smoothing_spline(masses, unit, w=weights, lam=lam)(mass) for unit in np.eye(len(masses))]
+            [make_smoothing_spline(masses, unit, w=weights, lam=smoothing[0])(mass) for unit in np.eye(len(masses))]
         )
         return np.sqrt(np.sum((basis * errors[:, None]) ** 2, axis=0))
 
