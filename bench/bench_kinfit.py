@@ -75,15 +75,15 @@ def main() -> None:
     options = parser.parse_args()
 
     from bumphunt.config import load_config
-    from bumphunt.detector import unpack_covariance
     from bumphunt.kinematics import Beams
     from bumphunt.kinfit import FitStatus, fit_photons
     from bumphunt.ntuple import read_ntuple
-    from bumphunt.simulate import simulate
+    from bumphunt.simulation import run_simulation
+    from bumphunt.simulation.detector import unpack_covariance
 
     with tempfile.TemporaryDirectory() as tmp:
         config = load_config(None, {"output_dir": tmp, "simulation.backgrounds.ggg.events": int(options.events * 1.4)})
-        (summary,) = simulate(config, samples=["ggg"], progress=False)
+        (summary,) = run_simulation(config, samples=["ggg"], progress=False)
         data = read_ntuple(summary.path, ["photon_E", "photon_theta", "photon_phi", "photon_cov"])
     n = options.events
     if len(data["photon_E"]) < n:

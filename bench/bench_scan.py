@@ -2,7 +2,7 @@
 
 For 100,000 and 1,000,000 candidates in the fit window (a DSCB signal at 3 GeV on a
 quadratic background), times the fit + p0 + observed and expected CLs limits of
-``bumphunt.hypothesis.evaluate_hypothesis``, unbinned and binned (2000 bins, what the scan
+``bumphunt.stats.evaluate_hypothesis``, unbinned and binned (2000 bins, what the scan
 uses above ``scan.binned_above`` candidates), and, when the optional ``root`` package is
 installed, RooStats' AsymptoticCalculator + HypoTestInverter (20-point scan) on the same
 spectrum. With ``--full-scan`` it also times ``bumphunt scan`` on an existing default analysis.
@@ -46,13 +46,13 @@ def main() -> None:
     parser.add_argument("--full-scan", action="store_true", help="also time `bumphunt scan` on the default analysis")
     options = parser.parse_args()
 
-    from bumphunt.hypothesis import evaluate_hypothesis, hypothesis_data
-    from bumphunt.shapes import SignalShape
+    from bumphunt.models import SignalShape
+    from bumphunt.stats import evaluate_hypothesis, hypothesis_data
 
     shape = SignalShape(3.0, 0.013, 0.013, 1.5, 10.0, 1.5, 10.0, 0.95, 0.1, 3.0 - 0.26, 3.0 + 0.26)
     rng = np.random.default_rng(1)
     try:
-        from bumphunt.roostats import roostats_hypothesis_test
+        from bumphunt.contrib.roostats import roostats_hypothesis_test
     except ImportError:
         roostats_hypothesis_test = None
     figures = {}
@@ -81,9 +81,9 @@ def main() -> None:
         from bumphunt.scan import run_scan
 
         config = load_config(None, {"scan.global_toys": 0, "scan.plots": False})
-        result = run_scan(config, output_dir="bench_scan_output", resume=False, progress=False)
-        figures["full_default_scan_seconds"] = result.seconds
-        figures["full_default_scan_points"] = len(result.rows)
+        summary = run_scan(config, output_dir="bench_scan_output", resume=False, progress=False)
+        figures["full_default_scan_seconds"] = summary.seconds
+        figures["full_default_scan_points"] = len(summary.result)
     print(json.dumps(figures))
 
 

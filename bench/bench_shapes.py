@@ -26,10 +26,12 @@ def main() -> None:
     args = parser.parse_args()
 
     from bumphunt.config import load_config
+    from bumphunt.layout import OutputLayout
     from bumphunt.shapes import fit_mass, run_shapes, signal_candidates
 
     config = load_config(None, {"shapes.plots": False})
-    source = Path(args.analysis) / config["output_dir"] / "kinfit" / "alp.root"
+    layout = OutputLayout(Path(args.analysis) / config["output_dir"])
+    source = layout.ntuple("kinfit", "alp")
     with tempfile.TemporaryDirectory() as output:
         started = time.perf_counter()
         summary = run_shapes(config, source, output, progress=False)

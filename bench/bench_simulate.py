@@ -26,12 +26,12 @@ from pathlib import Path
 CHILD = r"""
 import json, resource, sys, time
 from bumphunt.config import load_config
-from bumphunt.simulate import simulate
+from bumphunt.simulation import run_simulation
 overrides = json.loads(sys.argv[1])
 samples = json.loads(sys.argv[2])
 config = load_config(None, overrides)
 start = time.perf_counter()
-summaries = simulate(config, samples=samples, progress=False)
+summaries = run_simulation(config, samples=samples, progress=False)
 seconds = time.perf_counter() - start
 peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 peak_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -58,7 +58,7 @@ print(time.perf_counter() - start)
 """
 
 
-def run_simulation(output: Path, overrides: dict, samples=None) -> dict:
+def simulate_in_subprocess(output: Path, overrides: dict, samples=None) -> dict:
     overrides = {"output_dir": str(output), **overrides}
     args = [sys.executable, "-c", CHILD, json.dumps(overrides), json.dumps(samples)]
     wall = time.perf_counter()
@@ -83,11 +83,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if not options.skip_default:
-            figures["default"] = run_simulation(tmp / "default", base)
+            figures["default"] = simulate_in_subprocess(tmp / "default", base)
             print("default configuration:", figures["default"], flush=True)
         for n_events in (1_000_000, 3_000_000):
             key = f"ggg_{n_events // 1_000_000}M"
-            figures[key] = run_simulation(tmp / key, {**base, "simulation.backgrounds.ggg.events": n_events}, ["ggg"])
+            figures[key] = simulate_in_subprocess(
+                tmp / key, {**base, "simulation.backgrounds.ggg.events": n_events}, ["ggg"]
+            )
             floor = io_floor(tmp, figures[key]["selected"]["ggg"])
             figures[key]["io_floor_seconds"] = floor
             figures[key]["ratio_to_io_floor"] = figures[key]["seconds"] / floor

@@ -2,16 +2,19 @@
 
 A thin layer over the Python API: parse, load and validate the configuration, call the
 stage, print a summary. Errors the user can fix end the command with a one-line message
-and exit code 2.
+and exit code 2; warnings of the stages (``logging``) are printed as ``warning: ...``.
+The stages are imported inside the commands, so that ``bumphunt --help`` answers at once.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
 
 from ._version import __version__
+from .errors import BumphuntError, ConfigError
 
 #: Stages of the full chain, in order, and whether this version provides them.
 STAGES = {
@@ -27,8 +30,7 @@ STAGES = {
 
 class _Group(click.Group):
     def invoke(self, ctx):
-        from .errors import BumphuntError
-
+        _show_warnings()
         try:
             return super().invoke(ctx)
         except BumphuntError as error:
@@ -36,10 +38,23 @@ class _Group(click.Group):
             sys.exit(2)
 
 
+class _WarningHandler(logging.Handler):
+    """Prints the package's log warnings as one line each on stderr."""
+
+    def emit(self, record):
+        click.echo(f"{record.levelname.lower()}: {record.getMessage()}", err=True)
+
+
+def _show_warnings() -> None:
+    logger = logging.getLogger("bumphunt")
+    if not any(isinstance(h, _WarningHandler) for h in logger.handlers):
+        handler = _WarningHandler(level=logging.WARNING)
+        logger.addHandler(handler)
+        logger.setLevel(min(logger.level or logging.WARNING, logging.WARNING))
+
+
 def _parse_overrides(settings: tuple[str, ...]) -> dict:
     import yaml
-
-    from .errors import ConfigError
 
     overrides = {}
     for setting in settings:
@@ -66,6 +81,11 @@ workers_option = click.option("--workers", type=click.IntRange(min=0), help="Wor
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 
 
+def output_option(help_text: str, **kwargs):
+    """``-o/--output``, the same name in every command."""
+    return click.option("-o", "--output", "output", help=help_text, **kwargs)
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bumphunt")
 def main():
@@ -83,7 +103,7 @@ def main():
 @config_option
 @set_option
 @click.option("--sample", "samples", multiple=True, help="Simulate only this sample (repeatable).")
-@click.option("-o", "--output", type=click.Path(file_okay=False), help="Output directory of the ntuples.")
+@output_option("Output directory of the ntuples.", type=click.Path(file_okay=False))
 @workers_option
 @quiet_option
 def simulate(config_path, settings, samples, output, workers, quiet):
@@ -93,13 +113,9 @@ def simulate(config_path, settings, samples, output, workers, quiet):
 
 
 def _run_simulation(config, *, samples=None, output=None, workers=None, quiet=False):
-    from .errors import ConfigError
-    from .simulate import SAMPLES, simulate
+    from .simulation import run_simulation
 
-    unknown = [s for s in samples or () if s not in SAMPLES]
-    if unknown:
-        raise ConfigError(f"unknown sample {unknown[0]!r}; choose from {', '.join(SAMPLES)}")
-    summaries = simulate(config, samples=samples, output_dir=output, workers=workers, progress=not quiet)
+    summaries = run_simulation(config, samples=samples, output_dir=output, workers=workers, progress=not quiet)
     for summary in summaries:
         click.echo(
             f"{summary.sample:<15} {summary.n_generated:>10,d} generated  {summary.n_selected:>10,d} pre-selected  "
@@ -112,7 +128,7 @@ def _run_simulation(config, *, samples=None, output=None, workers=None, quiet=Fa
 @click.argument("inputs", nargs=-1, type=click.Path(dir_okay=False))
 @config_option
 @set_option
-@click.option("-o", "--out", "output", type=click.Path(), help="Output .root file (one input) or directory.")
+@output_option("Output .root file (one input) or directory.", type=click.Path())
 @click.option("--threads", type=click.IntRange(min=1), help="Threads of the fit (default: all cores).")
 @quiet_option
 def kinfit(inputs, config_path, settings, output, threads, quiet):
@@ -121,7 +137,7 @@ def kinfit(inputs, config_path, settings, output, threads, quiet):
     \b
     INPUTS are ntuples (default: every simulated sample of the analysis). Examples:
       bumphunt kinfit                                   # all samples -> <output_dir>/kinfit/
-      bumphunt kinfit my_data.root --out my_data_fit.root
+      bumphunt kinfit my_data.root --output my_data_fit.root
     """
     config = _load(config_path, settings)
     _run_kinfit(config, inputs=list(inputs) or None, output=output, threads=threads, quiet=quiet)
@@ -149,7 +165,7 @@ def _run_kinfit(config, *, inputs=None, output=None, threads=None, quiet=False):
 @click.argument("input_path", required=False, type=click.Path(dir_okay=False))
 @config_option
 @set_option
-@click.option("-o", "--out", "output", type=click.Path(file_okay=False), help="Output directory (JSON and plots).")
+@output_option("Output directory (JSON and plots).", type=click.Path(file_okay=False))
 @quiet_option
 def shapes(input_path, config_path, settings, output, quiet):
     """Fit the signal shape at every generated mass and interpolate it in mass.
@@ -163,15 +179,9 @@ def shapes(input_path, config_path, settings, output, quiet):
 
 
 def _run_shapes(config, *, input_path=None, output=None, quiet=False):
-    import warnings
-
     from .shapes import run_shapes
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", UserWarning)
-        summary = run_shapes(config, input_path, output, progress=not quiet)
-    for warning in caught:
-        click.echo(f"warning: {warning.message}", err=True)
+    summary = run_shapes(config, input_path, output, progress=not quiet)
     model = summary.model
     n_ok = sum(fit.ok for fit in model.fits)
     checks = model.validation["summary"]
@@ -187,7 +197,7 @@ def _run_shapes(config, *, input_path=None, output=None, quiet=False):
 @main.command()
 @config_option
 @set_option
-@click.option("-o", "--out", "output", type=click.Path(file_okay=False), help="Output directory.")
+@output_option("Output directory.", type=click.Path(file_okay=False))
 @workers_option
 @click.option(
     "--scheduler", metavar="ADDRESS", help="Dask scheduler address (tcp://host:8786) to run the mass points on."
@@ -208,17 +218,18 @@ def scan(config_path, settings, output, workers, scheduler, no_resume, quiet):
 def _run_scan(config, *, output=None, workers=None, scheduler=None, resume=True, quiet=False):
     from .scan import run_scan
 
-    result = run_scan(
+    summary = run_scan(
         config, output_dir=output, workers=workers, scheduler=scheduler, resume=resume, progress=not quiet
     )
-    flagged = sum(row["fit_status"] != "ok" for row in result.rows)
+    result = summary.result
+    flagged = int((~result.ok).sum())
     best = result.global_significance
     click.echo(
-        f"scan: {len(result.rows)} mass points ({result.resumed_points} resumed, {flagged} flagged), largest excess "
-        f"Z_local = {best['z_local_max']:.2f} at {best['mass']:.4f} GeV, Z_global = {best['z_global']:.2f}  "
-        f"{result.seconds:.1f} s -> {result.table_csv}"
+        f"scan: {len(result)} mass points ({result.resumed_points} resumed, {flagged} flagged), largest excess "
+        f"Z_local = {best.z_local_max:.2f} at {best.mass:.4f} GeV, Z_global = {best.z_global:.2f}  "
+        f"{summary.seconds:.1f} s -> {summary.table_csv}"
     )
-    return result
+    return summary
 
 
 @main.command()

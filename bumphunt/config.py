@@ -14,10 +14,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import numpy as np
 import yaml
 
 from .errors import ConfigError
+from .kinematics import Beams
 
 DEFAULT_CONFIG_NAME = "default.yaml"
 
@@ -92,8 +94,6 @@ def set_by_path(config: dict, dotted_key: str, value: Any) -> None:
 
 def validate(config: dict) -> None:
     """Check a configuration against the schema and the physics; raise :class:`ConfigError`."""
-    import jsonschema
-
     validator = jsonschema.Draft202012Validator(schema())
     errors = sorted(
         validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path)))
@@ -133,8 +133,6 @@ def _check_semantics(config: dict) -> None:
     masses = config["simulation"]["signal"]["masses"]
     if masses["start"] > masses["stop"]:
         raise ConfigError("config error at 'simulation.signal.masses.start': must not exceed masses.stop")
-    from .kinematics import Beams
-
     sqrt_s = Beams.from_config(config).sqrt_s
     if masses["stop"] >= sqrt_s:
         raise ConfigError(
@@ -148,11 +146,6 @@ def signal_masses(config: dict) -> np.ndarray:
     grid = config["simulation"]["signal"]["masses"]
     n_steps = int(np.floor((grid["stop"] - grid["start"]) / grid["step"] + 1e-9))
     return np.round(grid["start"] + grid["step"] * np.arange(n_steps + 1), 6)
-
-
-def output_dir(config: dict) -> Path:
-    """The analysis output directory."""
-    return Path(config["output_dir"])
 
 
 def schema_table_markdown() -> str:

@@ -19,17 +19,29 @@ dtypes. Events that cannot be fitted get a :class:`FitStatus` code and NaN outpu
 from __future__ import annotations
 
 import enum
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numba as nb
 import numpy as np
 
-from .kinematics import invariant_mass, photon_four_vectors
-from .ntuple import Branch
+from ._jit import jit, jit_parallel, prange
+from ._progress import progress_bar
+from .errors import NtupleError
+from .kinematics import Beams
+from .layout import OutputLayout
+from .ntuple import (
+    PHOTON_BRANCHES,
+    SAMPLES,
+    Branch,
+    NtupleWriter,
+    check_branches,
+    diphoton_masses,
+    iterate_ntuple,
+    num_entries,
+    read_metadata,
+)
 
-#: Diphoton pairs, in the order of the ``m_gg`` columns: pair k leaves out photon 2 - k.
-PAIRS = ((0, 1), (0, 2), (1, 2))
 NDF = 4
 _N_PHOTONS = 3
 _N_PARAMETERS = 3 * _N_PHOTONS
@@ -58,7 +70,7 @@ class KinematicFitResult:
         Fitted photon parameters.
     photon_covariance : array (n, 3, 6)
         Covariance of each fitted photon's (E, theta, phi), packed like the input
-        (:data:`bumphunt.detector.COVARIANCE_ELEMENTS`).
+        (:data:`bumphunt.simulation.detector.COVARIANCE_ELEMENTS`).
     covariance : array (n, 9, 9) or None
         Full covariance of the fitted parameters (E1, theta1, phi1, E2, ...), correlations
         between photons included; only when requested with ``full_covariance=True``.
@@ -90,10 +102,7 @@ class KinematicFitResult:
         return self.status == FitStatus.CONVERGED
 
 
-_jit = nb.njit(cache=True, error_model="numpy", fastmath=False)
-
-
-@_jit
+@jit
 def _cholesky4_solve(s, rhs, chol):
     """Cholesky-factorise the 4x4 matrix ``s`` into ``chol`` and solve s x = rhs in place.
 
@@ -124,7 +133,7 @@ def _cholesky4_solve(s, rhs, chol):
     return True
 
 
-@_jit
+@jit
 def _block_is_positive_definite(v):
     """3x3 symmetric positive definiteness by Sylvester's criterion."""
     if not (v[0, 1] == v[1, 0] and v[0, 2] == v[2, 0] and v[1, 2] == v[2, 1]):
@@ -139,7 +148,7 @@ def _block_is_positive_definite(v):
     return m1 > 0.0 and m2 > 0.0 and m3 > 0.0
 
 
-@_jit
+@jit
 def _shifted_sin_cos(sin_x, cos_x, delta, x_new):
     """sin and cos of x + delta from those of x: a Taylor series for the small steps of the
     fit (error < 1e-17 below |delta| = 0.01), the library functions otherwise."""
@@ -151,7 +160,7 @@ def _shifted_sin_cos(sin_x, cos_x, delta, x_new):
     return sin_x * cos_d + cos_x * sin_d, cos_x * cos_d - sin_x * sin_d
 
 
-@_jit
+@jit
 def _fit_one(
     measured, cov, beam, max_iterations, constraint_tolerance, chi2_tolerance,
     fitted, fitted_cov, pulls, d, b, s, chol, rhs, trig,
@@ -282,14 +291,14 @@ def _fit_one(
     return FitStatus.NOT_CONVERGED, chi2, max_iterations
 
 
-@nb.njit(cache=True, error_model="numpy", parallel=True)
+@jit_parallel
 def _fit_events(
     energy, theta, phi, packed_cov, beam, max_iterations, constraint_tolerance, chi2_tolerance, want_full_cov,
     fit_energy, fit_theta, fit_phi, photon_cov, full_cov, pulls, chi2, pvalue, iterations, status,
 ):  # fmt: skip
     n = energy.shape[0]
     n_blocks = (n + _BLOCK - 1) // _BLOCK
-    for block in nb.prange(n_blocks):
+    for block in prange(n_blocks):
         measured = np.empty(_N_PARAMETERS)
         fitted = np.empty(_N_PARAMETERS)
         cov = np.empty((_N_PHOTONS, 3, 3))
@@ -354,7 +363,7 @@ def fit_photons(
         Measured photon energies (GeV) and lab angles (rad).
     covariance : array (n, 3, 6)
         Per-photon covariance of (E, theta, phi), packed as in the ntuples
-        (:data:`bumphunt.detector.COVARIANCE_ELEMENTS`); float32 or float64.
+        (:data:`bumphunt.simulation.detector.COVARIANCE_ELEMENTS`); float32 or float64.
     beam : array (4,)
         Beam four-momentum (E, px, py, pz) in GeV, e.g. ``Beams().four_momentum``.
     full_covariance : bool
@@ -416,20 +425,6 @@ def chi2_pvalue_ndf4(chi2: np.ndarray) -> np.ndarray:
     """Survival function of chi2 with 4 degrees of freedom: exp(-x/2) (1 + x/2)."""
     half = np.asarray(chi2) / 2.0
     return np.exp(-half) * (1.0 + half)
-
-
-def diphoton_masses(energy: np.ndarray, theta: np.ndarray, phi: np.ndarray) -> np.ndarray:
-    """The three diphoton masses of each event, columns in :data:`PAIRS` order, shape (n, 3)."""
-    photons = photon_four_vectors(energy, theta, phi)
-    return np.stack([invariant_mass(photons[:, i] + photons[:, j]) for i, j in PAIRS], axis=1)
-
-
-def truth_matched_pairs(origin: np.ndarray) -> np.ndarray:
-    """(n, 3) mask of the pairs made of the two resonance daughters (origin code 2)."""
-    from .detector import ORIGIN_DAUGHTER
-
-    daughter = origin == ORIGIN_DAUGHTER
-    return np.stack([daughter[:, i] & daughter[:, j] for i, j in PAIRS], axis=1)
 
 
 #: Branches the kinematic fit adds to an ntuple (see docs/ntuple.md).
@@ -503,12 +498,6 @@ def kinfit_ntuple(
     NtupleError
         The input is missing, unreadable or lacks one of the photon branches.
     """
-    import time
-
-    from ._progress import progress_bar
-    from .errors import NtupleError
-    from .ntuple import PHOTON_BRANCHES, NtupleWriter, check_branches, iterate_ntuple, num_entries, read_metadata
-
     input_path, output_path = Path(input_path), Path(output_path)
     if input_path.resolve() == output_path.resolve():
         raise NtupleError(f"{input_path}: the kinematic fit cannot overwrite its input; choose another output")
@@ -571,17 +560,13 @@ def run_kinfit(
     NtupleError
         No input found, or an input is unusable.
     """
-    from .errors import NtupleError
-    from .kinematics import Beams
-    from .simulate import SAMPLES
-
+    layout = OutputLayout.from_config(config)
     if inputs is None:
-        simulation = Path(config["output_dir"]) / "simulation"
-        inputs = [simulation / f"{sample}.root" for sample in SAMPLES if (simulation / f"{sample}.root").is_file()]
+        inputs = layout.existing_ntuples("simulation", SAMPLES)
         if not inputs:
-            raise NtupleError(f"{simulation}: no simulated ntuples to fit (run `bumphunt simulate` first)")
+            raise NtupleError(f"{layout.simulation_dir}: no simulated ntuples to fit (run `bumphunt simulate` first)")
     inputs = [Path(p) for p in inputs]
-    output = Path(output) if output is not None else Path(config["output_dir"]) / "kinfit"
+    output = Path(output) if output is not None else layout.kinfit_dir
     if output.suffix == ".root" and len(inputs) > 1:
         raise NtupleError(f"{output}: several inputs need an output directory, not a file")
     outputs = [output] if output.suffix == ".root" else [output / p.name for p in inputs]

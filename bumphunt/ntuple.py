@@ -1,4 +1,9 @@
-"""ROOT ntuples: the branch schema that every stage reads and writes, with uproot.
+"""The event format: ROOT ntuples, their branch schema, sample and photon-origin codes, pairs.
+
+Every stage reads and writes events through this module (uproot), so the codes stored in
+the branches are defined here and nowhere else: the sample of an event (:data:`SAMPLE_IDS`),
+the origin of each photon (``ORIGIN_*``), and the order of the three diphoton pairs
+(:data:`PAIRS`) with their truth matching (:func:`truth_matched_pairs`).
 
 An ntuple is a ROOT file with a TTree ``events`` (one entry per event, the branches of
 :data:`BRANCHES`) and a TObjString ``metadata`` holding JSON (sample, cross-section,
@@ -17,6 +22,25 @@ from pathlib import Path
 import numpy as np
 
 from .errors import NtupleError
+from .kinematics import invariant_mass, photon_four_vectors
+
+#: Sample codes (branch ``sample_id``): the ALP signal on a mass grid, the QED gamma gamma
+#: gamma continuum, and e+e- -> P gamma with P -> gamma gamma.
+SAMPLE_IDS = {"alp": 0, "ggg": 1, "pi0_gamma": 2, "eta_gamma": 3, "etaprime_gamma": 4}
+SAMPLES = tuple(SAMPLE_IDS)
+#: The samples that make up the background of the diphoton spectrum.
+BACKGROUND_SAMPLES = tuple(sample for sample in SAMPLES if sample != "alp")
+
+#: Origin codes of a reconstructed photon (branch ``photon_origin``).
+ORIGIN_BEAM_BACKGROUND = 0
+ORIGIN_PROMPT = 1  # recoil photon of e+e- -> gamma P, or a gamma gamma gamma photon
+ORIGIN_DAUGHTER = 2  # one photon of P -> gamma gamma
+ORIGIN_MERGED = 3  # a cluster holding both P -> gamma gamma photons
+ORIGIN_OTHER_MERGED = 4  # any other cluster made of several photons
+
+#: The three photon pairs of an event, in the column order of every per-pair branch
+#: (``m_gg``, ``m_gg_fit``): photons (1, 2), (1, 3), (2, 3) by decreasing energy.
+PAIRS = ((0, 1), (0, 2), (1, 2))
 
 TREE_NAME = "events"
 METADATA_NAME = "metadata"
@@ -37,7 +61,7 @@ class Branch:
 #: photon candidates, ordered by decreasing measured energy.
 BRANCHES: dict[str, Branch] = {
     "event_id": Branch("int64", (), "", "index of the generated event within its sample"),
-    "sample_id": Branch("int32", (), "", "sample code, see bumphunt.simulate.SAMPLE_IDS"),
+    "sample_id": Branch("int32", (), "", "sample code, see bumphunt.ntuple.SAMPLE_IDS"),
     "weight": Branch("float64", (), "events", "expected events at the configured luminosity"),
     "gen_mass": Branch("float64", (), "GeV", "generated mass of the resonance; NaN for gamma gamma gamma"),
     "decay_vertex": Branch("float64", (3,), "cm", "(x, y, z) of the resonance decay; 0 when prompt or non-resonant"),
@@ -65,6 +89,18 @@ BRANCHES: dict[str, Branch] = {
 
 #: Branches every downstream stage needs to reconstruct photons.
 PHOTON_BRANCHES = ("photon_E", "photon_theta", "photon_phi", "photon_cov")
+
+
+def diphoton_masses(energy: np.ndarray, theta: np.ndarray, phi: np.ndarray) -> np.ndarray:
+    """The three diphoton masses of each event, columns in :data:`PAIRS` order, shape (n, 3)."""
+    photons = photon_four_vectors(energy, theta, phi)
+    return np.stack([invariant_mass(photons[:, i] + photons[:, j]) for i, j in PAIRS], axis=1)
+
+
+def truth_matched_pairs(origin: np.ndarray) -> np.ndarray:
+    """(n, 3) mask of the pairs made of the two resonance daughters (:data:`ORIGIN_DAUGHTER`)."""
+    daughter = origin == ORIGIN_DAUGHTER
+    return np.stack([daughter[:, i] & daughter[:, j] for i, j in PAIRS], axis=1)
 
 
 def branch_table_markdown(branches: Mapping[str, Branch] = BRANCHES) -> str:

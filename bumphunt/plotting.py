@@ -1,11 +1,23 @@
-"""Figures of the analysis stages (matplotlib with the mplhep style), written to files."""
+"""Figures of the analysis stages, drawn with matplotlib and mplhep.
+
+Functions that draw one panel take an optional matplotlib ``Axes`` and return the Axes
+they drew on (the mplhep convention); :func:`save_figure` writes a figure, atomically.
+Figures bumphunt makes itself use the mplhep CMS style. matplotlib is imported only when
+something is drawn.
+"""
 
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+from .stats.likelihood import background_density
+
+#: Colours of the expected-limit bands, as the field draws them.
+BAND_COLOURS = {1: "#00cc00", 2: "#ffcc00"}
 
 PARAMETER_LABELS = {
     "mu_offset": r"$\mu - m$ [MeV]",
@@ -24,33 +36,71 @@ PARAMETER_LABELS = {
 _IN_MEV = {"mu_offset", "sigma", "sigma_l", "sigma_r", "resolution"}
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
+@contextmanager
+def _style(apply: bool):
+    """The mplhep (CMS) style while bumphunt draws (and writes) a figure of its own; a user's
+    Axes keeps whatever style its figure was made with."""
+    if not apply:
+        yield
+        return
     import matplotlib.pyplot as plt
     import mplhep
 
-    mplhep.style.use("CMS")
-    return plt
+    with plt.style.context(mplhep.style.CMS):
+        yield
 
 
-def _atomic_savefig(fig, path: Path, **kwargs) -> Path:
+def _subplots(*args, **kwargs):
+    """``plt.subplots`` for a figure of bumphunt's own: :func:`save_figure` draws it in the
+    style it was made in (mathtext fonts are looked up when the figure is drawn)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(*args, **kwargs)
+    fig.bumphunt_style = True
+    return fig, axes
+
+
+def _new_axes(ax, figsize):
+    if ax is not None:
+        return ax
+    _, ax = _subplots(figsize=figsize)
+    return ax
+
+
+def save_figure(artist, path: str | Path, *, dpi: int = 80) -> Path:
+    """Write the figure of ``artist`` (an Axes or a Figure) to ``path`` atomically, then close it."""
+    import matplotlib.pyplot as plt
+
+    fig = artist if hasattr(artist, "savefig") else artist.figure
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    fig.savefig(tmp, **kwargs)
-    os.replace(tmp, path)
+    try:
+        with _style(getattr(fig, "bumphunt_style", False)):
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+        plt.close(fig)
     return path
 
 
-def plot_shape_parameters(model, path: str | Path) -> Path:
+def plot_shape_parameters(model):
     """Every shape parameter and the resolution versus mass: fitted points, held-out points,
-    interpolation; masses left out of the interpolation are marked by vertical lines."""
-    plt = _pyplot()
+    interpolation; masses left out of the interpolation are marked by vertical lines.
+
+    Returns the matplotlib Figure (one panel per parameter; :func:`save_figure` writes it).
+    """
+    with _style(True):
+        return _draw_shape_parameters(model)
+
+
+def _draw_shape_parameters(model):
+
     names = [*model.splines, "resolution"]
     columns = 3
     rows = -(-len(names) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(8 * columns, 5.5 * rows), squeeze=False)
+    fig, axes = _subplots(rows, columns, figsize=(8 * columns, 5.5 * rows), squeeze=False)
     held = {round(m, 9) for m in model.held_out}
     grid = np.linspace(min(f.mass for f in model.fits), max(f.mass for f in model.fits), 600)
     for ax, name in zip(axes.flat, names):
@@ -77,9 +127,7 @@ def plot_shape_parameters(model, path: str | Path) -> Path:
     for ax in list(axes.flat)[len(names) :]:
         ax.set_visible(False)
     fig.tight_layout()
-    path = _atomic_savefig(fig, Path(path), dpi=60)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def _measured(fit, name: str) -> bool:
@@ -99,19 +147,25 @@ def plot_shape_fits(model, grouped: dict, path: str | Path, *, masses=None, bins
     ``masses``), or a PNG of one mass. The artists are created once and updated page by
     page, which keeps 200 pages fast.
     """
-    from matplotlib.backends.backend_pdf import PdfPages
-    from matplotlib.collections import LineCollection
-
-    plt = _pyplot()
     path = Path(path)
     fits = [f for f in model.fits if masses is None or any(abs(f.mass - m) < 1e-6 for m in np.atleast_1d(masses))]
     if path.suffix != ".pdf" and len(fits) != 1:
         raise ValueError(f"{path.name}: one mass per image; write a .pdf for {len(fits)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    with _style(True):
+        _write_shape_fits(model, grouped, fits, path, tmp, bins)
+    return path
+
+
+def _write_shape_fits(model, grouped, fits, path, tmp, bins):
+    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_pdf import PdfPages
+    from matplotlib.collections import LineCollection
+
     n_l, n_r = model.settings["n_l"], model.settings["n_r"]
     held = {round(m, 9) for m in model.held_out}
-    fig, (ax, ax_pull) = plt.subplots(2, 1, figsize=(9, 8), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    fig, (ax, ax_pull) = _subplots(2, 1, figsize=(9, 8), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     (points,) = ax.plot([], [], "ko", markersize=3, label="candidates")
     error_bars = LineCollection([], colors="k", linewidths=1)
     ax.add_collection(error_bars)
@@ -170,7 +224,6 @@ def plot_shape_fits(model, grouped: dict, path: str | Path, *, masses=None, bins
         fig.savefig(tmp, dpi=70)
     plt.close(fig)
     os.replace(tmp, path)
-    return path
 
 
 def _shade_vetoes(ax, vetoed):
@@ -178,93 +231,112 @@ def _shade_vetoes(ax, vetoed):
         ax.axvspan(low, high, color="grey", alpha=0.3, linewidth=0)
 
 
-def plot_brazil(rows, vetoed, path):
-    """Observed upper limit versus mass with the expected +-1 and +-2 sigma bands."""
-    plt = _pyplot()
-    mass = np.array([r["mass"] for r in rows])
-    get = lambda key: np.array([r[key] for r in rows], dtype=float)  # noqa: E731
-    fig, ax = plt.subplots(figsize=(12, 7))
-    ax.fill_between(mass, get("ul_exp_m2"), get("ul_exp_p2"), color="#FFDF7F",
-                    label=r"expected $\pm 2\sigma$", step="mid")  # fmt: skip
-    ax.fill_between(mass, get("ul_exp_m1"), get("ul_exp_p1"), color="#85D1FB",
-                    label=r"expected $\pm 1\sigma$", step="mid")  # fmt: skip
-    ax.plot(mass, get("ul_exp"), "k--", linewidth=1, label="expected")
-    ax.plot(mass, get("ul_obs"), "k-", linewidth=1, label="observed")
-    _shade_vetoes(ax, vetoed)
-    ax.set_xlabel(r"$m_a$ [GeV]")
-    ax.set_ylabel("95% CL upper limit on $N_{sig}$")
-    ax.set_xlim(mass.min(), mass.max())
-    ax.set_ylim(0, None)
-    ax.legend(fontsize=16)
-    path = _atomic_savefig(fig, Path(path), dpi=80, bbox_inches="tight")
-    plt.close(fig)
-    return path
+def _broken_at_vetoes(mass: np.ndarray, vetoed: dict, *columns: np.ndarray):
+    """Mass and columns with a NaN point inserted in every vetoed gap, so that lines and bands
+    stop at a veto and start again after it."""
+    ranges = list(vetoed.values())
+    gaps = [i + 1 for i in range(len(mass) - 1) if any(mass[i] < low and mass[i + 1] > high for low, high in ranges)]
+    mass = np.insert(mass.astype(float), gaps, [0.5 * (mass[i - 1] + mass[i]) for i in gaps])
+    return mass, *(np.insert(np.asarray(c, dtype=float), gaps, np.nan) for c in columns)
 
 
-def plot_local_significance(rows, vetoed, global_significance, path):
+def plot_brazil(result, *, ax=None, ylabel: str = "95% CL upper limit on $N_{sig}$"):
+    """Observed upper limit versus mass with the expected +-1 sigma (green) and +-2 sigma
+    (yellow) bands; lines and bands stop across the vetoed meson regions.
+
+    Parameters
+    ----------
+    result : ScanResult
+    ax : matplotlib Axes, optional
+    """
+    names = ("ul_exp_m2", "ul_exp_m1", "ul_exp", "ul_exp_p1", "ul_exp_p2", "ul_obs")
+    columns = (result[name] for name in names)
+    mass, m2, m1, median, p1, p2, observed = _broken_at_vetoes(result["mass"], result.vetoed, *columns)
+    with _style(ax is None):
+        ax = _new_axes(ax, (12, 7))
+        ax.fill_between(mass, m2, p2, color=BAND_COLOURS[2], label=r"expected $\pm 2\sigma$", linewidth=0)
+        ax.fill_between(mass, m1, p1, color=BAND_COLOURS[1], label=r"expected $\pm 1\sigma$", linewidth=0)
+        ax.plot(mass, median, "k--", linewidth=1, label="expected")
+        ax.plot(mass, observed, "k-", linewidth=1, label="observed")
+        _shade_vetoes(ax, result.vetoed)
+        ax.set_xlabel(r"$m_a$ [GeV]")
+        ax.set_ylabel(ylabel)
+        ax.set_xlim(np.nanmin(mass), np.nanmax(mass))
+        ax.set_ylim(0, None)
+        ax.legend(fontsize=16)
+    return ax
+
+
+def plot_local_significance(result, *, ax=None):
     """Local significance versus mass, with the largest excess and its global significance."""
-    plt = _pyplot()
-    mass = np.array([r["mass"] for r in rows])
-    z = np.array([r["z_local"] for r in rows], dtype=float)
-    fig, ax = plt.subplots(figsize=(12, 6))
-    ax.plot(mass, z, "k-", linewidth=1)
-    _shade_vetoes(ax, vetoed)
-    for level in (1, 2, 3):
-        ax.axhline(level, color="C3", linestyle=":", linewidth=1)
-    if np.isfinite(global_significance.get("z_local_max", np.nan)):
-        ax.annotate(
-            f"$Z_{{local}}$ = {global_significance['z_local_max']:.2f} at {global_significance['mass']:.3f} GeV\n"
-            f"$Z_{{global}}$ = {global_significance['z_global']:.2f}",
-            xy=(global_significance["mass"], global_significance["z_local_max"]),
-            xytext=(0.55, 0.85), textcoords="axes fraction", fontsize=14, arrowprops={"arrowstyle": "->"},
-        )  # fmt: skip
-    ax.set_xlabel(r"$m_a$ [GeV]")
-    ax.set_ylabel("local significance Z")
-    ax.set_xlim(mass.min(), mass.max())
-    ax.set_ylim(0, max(4.0, np.nanmax(z) * 1.3 if np.any(np.isfinite(z)) else 4.0))
-    path = _atomic_savefig(fig, Path(path), dpi=80, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    mass, z = _broken_at_vetoes(result["mass"], result.vetoed, result["z_local"])
+    best = result.global_significance
+    with _style(ax is None):
+        ax = _new_axes(ax, (12, 6))
+        ax.plot(mass, z, "k-", linewidth=1)
+        _shade_vetoes(ax, result.vetoed)
+        for level in (1, 2, 3):
+            ax.axhline(level, color="C3", linestyle=":", linewidth=1)
+        if np.isfinite(best.z_local_max):
+            ax.annotate(
+                f"$Z_{{local}}$ = {best.z_local_max:.2f} at {best.mass:.3f} GeV\n$Z_{{global}}$ = {best.z_global:.2f}",
+                xy=(best.mass, best.z_local_max), xytext=(0.55, 0.85), textcoords="axes fraction", fontsize=14,
+                arrowprops={"arrowstyle": "->"},
+            )  # fmt: skip
+        ax.set_xlabel(r"$m_a$ [GeV]")
+        ax.set_ylabel("local significance Z")
+        ax.set_xlim(np.nanmin(mass), np.nanmax(mass))
+        ax.set_ylim(0, max(4.0, np.nanmax(z) * 1.3 if np.any(np.isfinite(z)) else 4.0))
+    return ax
 
 
-def plot_hypothesis_fit(data, fit, path, *, bins: int = 80, title: str = "") -> Path:
+def plot_hypothesis_fit(data, fit, *, ax=None, bins: int = 80, title: str = "", pulls: bool = True):
     """Candidates in the window of one mass hypothesis with the fitted signal and background.
 
     Parameters
     ----------
-    data : bumphunt.hypothesis.HypothesisData
-        Unbinned candidates of the window (weights 1).
-    fit : bumphunt.hypothesis.HypothesisFit
+    data : bumphunt.stats.HypothesisData
+        Candidates (or bin centres with counts) of the window.
+    fit : bumphunt.stats.HypothesisFit
         Fit of (n_sig, n_bkg, c_1..c_k).
-    """
-    from .hypothesis import chebyshev_basis, chebyshev_means
+    ax : matplotlib Axes, optional
+        Draw the fit there (no pull panel); by default a new figure with pulls below.
 
-    plt = _pyplot()
+    Returns
+    -------
+    The Axes of the fit.
+    """
+    import hist
+    import mplhep
+
     shape = data.shape
-    x = 0.5 * (data.basis[:, 0] + 1.0) * (shape.upper - shape.lower) + shape.lower
-    counts, edges = np.histogram(x, bins=bins, range=(shape.lower, shape.upper), weights=data.weights)
-    centres = 0.5 * (edges[1:] + edges[:-1])
-    width = edges[1] - edges[0]
+    axis = hist.axis.Regular(bins, shape.lower, shape.upper, name="m_gg", label=r"$M_{\gamma\gamma}$ [GeV]")
+    histogram = hist.Hist(axis, storage=hist.storage.Weight())
+    counts = np.histogram(data.x, bins=axis.edges, weights=data.weights)[0]
+    histogram.view().value, histogram.view().variance = counts, counts  # Poisson errors of what is fitted
+    centres, width = axis.centers, axis.widths[0]
     fine = np.linspace(shape.lower, shape.upper, 600)
-    scaled = 2.0 * (fine - shape.lower) / (shape.upper - shape.lower) - 1.0
-    coefficients = fit.values[2:]
-    background = (1.0 + chebyshev_basis(scaled, len(coefficients)) @ coefficients) / (
-        (shape.upper - shape.lower) * (1.0 + chebyshev_means(len(coefficients)) @ coefficients)
-    )
     n_sig, n_bkg = fit.values[0], fit.values[1]
-    fig, (ax, ax_pull) = plt.subplots(2, 1, figsize=(10, 8), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    ax.errorbar(centres, counts, yerr=np.sqrt(counts), fmt="ko", markersize=3, label="data")
-    ax.plot(fine, width * (n_bkg * background + n_sig * shape.pdf(fine)), color="C0", label="signal + background")
-    ax.plot(fine, width * n_bkg * background, "--", color="C1", label="background")
-    ax.set_ylabel(f"candidates / {1e3 * width:.1f} MeV")
-    ax.set_title(title, fontsize=16)
-    ax.legend(fontsize=14)
-    expected_bins = width * (n_bkg * np.interp(centres, fine, background) + n_sig * shape.pdf(centres))
-    ax_pull.step(centres, (counts - expected_bins) / np.sqrt(np.maximum(expected_bins, 1e-9)), where="mid")
-    ax_pull.axhline(0, color="k", linewidth=1)
-    ax_pull.set_ylim(-4, 4)
-    ax_pull.set_ylabel("pull")
-    ax_pull.set_xlabel(r"$M_{\gamma\gamma}$ [GeV]")
-    path = _atomic_savefig(fig, Path(path), dpi=80, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    background = background_density(fine, fit.values[2:], shape.lower, shape.upper)
+    with _style(ax is None):
+        ax_pull = None
+        if ax is None and pulls:
+            _, (ax, ax_pull) = _subplots(2, 1, figsize=(10, 8), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+        ax = _new_axes(ax, (10, 6))
+        mplhep.histplot(histogram, ax=ax, histtype="errorbar", color="k", label="data")
+        ax.plot(fine, width * (n_bkg * background + n_sig * shape.pdf(fine)), color="C0", label="signal + background")
+        ax.plot(fine, width * n_bkg * background, "--", color="C1", label="background")
+        ax.set_ylabel(f"candidates / {1e3 * width:.1f} MeV")
+        ax.set_title(title, fontsize=16)
+        ax.legend(fontsize=14)
+        if ax_pull is None:
+            ax.set_xlabel(r"$M_{\gamma\gamma}$ [GeV]")
+            return ax
+        ax.set_xlabel("")
+        expected = width * (n_bkg * np.interp(centres, fine, background) + n_sig * shape.pdf(centres))
+        ax_pull.step(centres, (counts - expected) / np.sqrt(np.maximum(expected, 1e-9)), where="mid")
+        ax_pull.axhline(0, color="k", linewidth=1)
+        ax_pull.set_ylim(-4, 4)
+        ax_pull.set_ylabel("pull")
+        ax_pull.set_xlabel(r"$M_{\gamma\gamma}$ [GeV]")
+    return ax

@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 
 import bumphunt
-from bumphunt.kinfit import run_kinfit, truth_matched_pairs
-from bumphunt.ntuple import read_ntuple
-from bumphunt.shapes import core_width, gaussian_core_width
-from bumphunt.simulate import simulate
+from bumphunt.kinfit import run_kinfit
+from bumphunt.ntuple import read_ntuple, truth_matched_pairs
+from bumphunt.plotting import save_figure
+from bumphunt.shapes.massfit import core_width, gaussian_core_width
+from bumphunt.simulation import run_simulation
 
 MASSES = {"start": 0.5, "stop": 10.0, "step": 0.5}
 
@@ -32,7 +33,7 @@ def measure(output: str, events_per_mass: int) -> list[dict]:
             "simulation.signal.events_per_mass": events_per_mass,
         }
     )
-    simulate(config, samples=["alp"], progress=False)
+    run_simulation(config, samples=["alp"], progress=False)
     (summary,) = run_kinfit(config, progress=False)
     data = read_ntuple(summary.output_path, ["gen_mass", "photon_origin", "m_gg", "m_gg_fit"])
     rows = []
@@ -71,8 +72,7 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.set_ylim(0, None)
     ax.legend(fontsize=16, loc="upper left")
     mplhep.label.exp_text("bumphunt", "toy Belle II simulation", ax=ax, loc=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80, bbox_inches="tight")
+    save_figure(fig, path, dpi=80)
 
 
 def main() -> None:

@@ -14,8 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bumphunt.plotting import plot_shape_fits, plot_shape_parameters
-from bumphunt.shapes import ShapeModel, signal_candidates
+from bumphunt.config import load_config
+from bumphunt.layout import OutputLayout
+from bumphunt.models import ShapeModel
+from bumphunt.plotting import plot_shape_fits, plot_shape_parameters, save_figure
+from bumphunt.shapes import signal_candidates
 
 
 def held_out_table(model: ShapeModel) -> str:
@@ -49,7 +52,8 @@ def resolution_table(model: ShapeModel, masses=(0.5, 1.0, 2.0, 4.0, 6.0, 7.5, 8.
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shapes", default="bumphunt_output/shapes/signal_shapes.json")
+    default_shapes = OutputLayout.from_config(load_config()).shapes_file  # bumphunt_output/shapes/signal_shapes.json
+    parser.add_argument("--shapes", default=str(default_shapes))
     parser.add_argument("--figures", default="docs/figures")
     parser.add_argument("--masses", type=float, nargs="*", default=[7.475, 7.275])
     args = parser.parse_args()
@@ -63,7 +67,7 @@ def main() -> None:
     )
     print(resolution_table(model))
     figures = Path(args.figures)
-    plot_shape_parameters(model, figures / "shape_parameters.png")
+    save_figure(plot_shape_parameters(model), figures / "shape_parameters.png", dpi=60)
     grouped, _ = signal_candidates(
         model.settings["source"], model.settings["mass_variable"], model.settings["selection"]
     )

@@ -15,21 +15,16 @@ from pathlib import Path
 import numpy as np
 
 import bumphunt
-from bumphunt.kinematics import invariant_mass, photon_four_vectors
-from bumphunt.ntuple import read_ntuple
-from bumphunt.simulate import simulate
-
-PAIRS = ((0, 1), (0, 2), (1, 2))
+from bumphunt.ntuple import diphoton_masses, read_ntuple, truth_matched_pairs
+from bumphunt.plotting import save_figure
+from bumphunt.simulation import run_simulation
 
 
-def diphoton_masses(events: dict) -> tuple[np.ndarray, np.ndarray]:
+def diphoton_candidates(events: dict) -> tuple[np.ndarray, np.ndarray]:
     """The three diphoton masses of every event, shape (n, 3), and whether each pair is
     the two resonance daughters (truth-matched)."""
-    photons = photon_four_vectors(events["photon_E"], events["photon_theta"], events["photon_phi"])
-    masses = np.stack([invariant_mass(photons[:, i] + photons[:, j]) for i, j in PAIRS], axis=1)
-    origin = events["photon_origin"]
-    matched = np.stack([(origin[:, i] == 2) & (origin[:, j] == 2) for i, j in PAIRS], axis=1)
-    return masses, matched
+    masses = diphoton_masses(events["photon_E"], events["photon_theta"], events["photon_phi"])
+    return masses, truth_matched_pairs(events["photon_origin"])
 
 
 def main() -> None:
@@ -46,7 +41,7 @@ def main() -> None:
             "simulation.backgrounds.ggg.events": 10 * options.events_per_mass,
         }
     )
-    summaries = {s.sample: s for s in simulate(config, samples=["alp", "ggg"])}
+    summaries = {s.sample: s for s in run_simulation(config, samples=["alp", "ggg"])}
 
     import hist
     import matplotlib
@@ -59,13 +54,13 @@ def main() -> None:
     axis = hist.axis.Regular(200, 0.0, 10.0, name="m", label=r"$M_{\gamma\gamma}$ [GeV]")
     background = read_ntuple(summaries["ggg"].path)
     signal = read_ntuple(summaries["alp"].path)
-    bkg_masses, _ = diphoton_masses(background)
+    bkg_masses, _ = diphoton_candidates(background)
     h_bkg = hist.Hist(axis, storage=hist.storage.Weight())
     h_bkg.fill(bkg_masses.ravel(), weight=np.repeat(background["weight"], 3))
 
     fig, (ax, ax_res) = plt.subplots(1, 2, figsize=(20, 8))
     mplhep.histplot(h_bkg, ax=ax, label=r"$e^+e^-\to\gamma\gamma\gamma$", histtype="fill", alpha=0.5)
-    sig_masses, matched = diphoton_masses(signal)
+    sig_masses, matched = diphoton_candidates(signal)
     print(f"{'mass':>6} {'efficiency':>10} {'resolution (truth-matched)':>28}")
     for mass in np.unique(signal["gen_mass"]):
         at_mass = signal["gen_mass"] == mass
@@ -82,8 +77,7 @@ def main() -> None:
     ax.legend(fontsize=16)
     ax_res.set_xlabel(r"$m_a$ [GeV]")
     ax_res.set_ylabel(r"$M_{\gamma\gamma}$ resolution (68% half-width) [MeV]")
-    output = Path(options.output) / "diphoton_mass.png"
-    fig.savefig(output, dpi=80, bbox_inches="tight")
+    output = save_figure(fig, Path(options.output) / "diphoton_mass.png", dpi=80)
     print(f"wrote {output}")
 
 

@@ -98,7 +98,7 @@ def test_kinfit_command(tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "kinfit" / "alp.root").is_file() and (tmp_path / "kinfit" / "pi0_gamma.root").is_file()
     single = tmp_path / "single.root"
-    result = runner.invoke(main, ["kinfit", str(tmp_path / "simulation" / "ggg.root"), "--out", str(single), "-q"])
+    result = runner.invoke(main, ["kinfit", str(tmp_path / "simulation" / "ggg.root"), "--output", str(single), "-q"])
     assert result.exit_code == 0 and single.is_file()
     result = runner.invoke(main, ["kinfit", "--set", f"output_dir={tmp_path / 'empty'}"])
     assert result.exit_code == 2 and "no simulated ntuples to fit" in result.output

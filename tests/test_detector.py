@@ -3,11 +3,9 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy import stats
 
-from bumphunt.detector import (
-    ORIGIN_DAUGHTER,
-    ORIGIN_MERGED,
-    ORIGIN_OTHER_MERGED,
-    ORIGIN_PROMPT,
+from bumphunt.kinematics import unit_vectors
+from bumphunt.ntuple import ORIGIN_DAUGHTER, ORIGIN_MERGED, ORIGIN_OTHER_MERGED, ORIGIN_PROMPT
+from bumphunt.simulation.detector import (
     Calorimeter,
     energy_resolution,
     form_clusters,
@@ -17,7 +15,6 @@ from bumphunt.detector import (
     theta_resolution,
     unpack_covariance,
 )
-from bumphunt.kinematics import unit_vectors
 
 
 def test_belle2_resolution_at_one_gev_matches_design_card():

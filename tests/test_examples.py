@@ -9,6 +9,9 @@ import pytest
 EXAMPLES = Path(__file__).parents[1] / "examples"
 
 
+pytestmark = pytest.mark.slow  # every test runs a whole example
+
+
 def test_simulate_and_inspect(tmp_path):
     script = EXAMPLES / "simulate_and_inspect.py"
     args = [sys.executable, str(script), "--output", str(tmp_path), "--events-per-mass", "1000"]

@@ -4,8 +4,8 @@ from numpy.testing import assert_allclose
 from scipy import stats
 
 from bumphunt import physics
-from bumphunt.generators import generate_two_photon_resonance, sample_one_plus_cos2
 from bumphunt.kinematics import Beams, invariant_mass
+from bumphunt.simulation.generators import generate_two_photon_resonance, sample_one_plus_cos2
 
 BEAMS = Beams()
 

@@ -5,13 +5,13 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy import optimize, stats
 
-from bumphunt.detector import ORIGIN_PROMPT, packed_covariance, smear, unpack_covariance
 from bumphunt.kinematics import Beams, photon_four_vectors
-from bumphunt.kinfit import PAIRS, FitStatus, diphoton_masses, fit_photons, truth_matched_pairs
-from bumphunt.ntuple import read_ntuple
-from bumphunt.simulate import simulate
+from bumphunt.kinfit import FitStatus, fit_photons
+from bumphunt.ntuple import ORIGIN_PROMPT, PAIRS, diphoton_masses, read_ntuple, truth_matched_pairs
+from bumphunt.simulation import run_simulation
+from bumphunt.simulation.detector import packed_covariance, smear, unpack_covariance
 
-from .conftest import small_config
+from .helpers import small_config
 
 BEAM = Beams().four_momentum
 
@@ -22,7 +22,7 @@ def ggg_truth(tmp_path_factory):
     come from the hard process (no beam-background photon, no merged cluster)."""
     tmp_path = tmp_path_factory.mktemp("kinfit")
     config = small_config(tmp_path, **{"simulation.backgrounds.ggg.events": 140_000, "simulation.workers": 2})
-    (summary,) = simulate(config, samples=["ggg"], progress=False)
+    (summary,) = run_simulation(config, samples=["ggg"], progress=False)
     data = read_ntuple(summary.path)
     clean = np.all(data["photon_origin"] == ORIGIN_PROMPT, axis=1)
     truth = {name: data[f"photon_true_{name}"][clean][:100_000] for name in ("E", "theta", "phi")}
@@ -40,6 +40,7 @@ def fitted(ggg_truth):
     return (energy, theta, phi, covariance), fit_photons(energy, theta, phi, covariance, BEAM, full_covariance=True)
 
 
+@pytest.mark.slow
 def test_chi2_follows_chi2_with_four_degrees_of_freedom(fitted):
     _, result = fitted
     assert result.converged.mean() > 0.999
@@ -51,6 +52,7 @@ def test_chi2_follows_chi2_with_four_degrees_of_freedom(fitted):
     assert result.ndf == 4
 
 
+@pytest.mark.slow
 def test_pulls_are_unit_gaussians(fitted):
     _, result = fitted
     pulls = result.pulls[result.converged]
@@ -58,6 +60,7 @@ def test_pulls_are_unit_gaussians(fitted):
     assert np.all((pulls.std(axis=0) > 0.97) & (pulls.std(axis=0) < 1.03)), pulls.std(axis=0)
 
 
+@pytest.mark.slow
 def test_fitted_photons_satisfy_the_constraints(fitted):
     _, result = fitted
     ok = result.converged
@@ -65,6 +68,7 @@ def test_fitted_photons_satisfy_the_constraints(fitted):
     assert np.max(np.abs(total - BEAM)) < 1e-6
 
 
+@pytest.mark.slow
 def test_covariance_is_consistent(fitted):
     _, result = fitted
     ok = result.converged
@@ -114,6 +118,7 @@ def _solve_with_scipy(measured, covariance):
     return parameters(solution.x), solution.fun
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:delta_grad == 0.0:UserWarning")
 def test_agrees_with_an_independent_constrained_minimiser(fitted):
     (energy, theta, phi, covariance), result = fitted

@@ -12,7 +12,7 @@ import pytest
 
 from bumphunt.constants import ALPHA_EM, GEV2_TO_PB
 from bumphunt.kinematics import Beams, massless_four_vectors, unit_vectors
-from bumphunt.qed import GenerationCuts, ThreePhotonSampler, generation_cuts_for_acceptance, me2_eeggg
+from bumphunt.simulation.qed import GenerationCuts, ThreePhotonSampler, generation_cuts_for_acceptance, me2_eeggg
 
 BEAMS = Beams()
 CUTS = generation_cuts_for_acceptance(BEAMS, 0.1, np.radians(17.0), np.radians(150.0))
@@ -40,6 +40,7 @@ def rambo_massless(rng, n, sqrt_s, n_particles=3):
     return p, volume / (2 * np.pi) ** (3 * k - 4)
 
 
+@pytest.mark.slow
 def test_cross_section_agrees_with_flat_phase_space_integration():
     rng = np.random.default_rng(2024)
     sampler = ThreePhotonSampler(BEAMS.sqrt_s, CUTS)
@@ -61,6 +62,7 @@ def test_cross_section_agrees_with_flat_phase_space_integration():
     assert abs(sigma_is - sigma_flat) < 4 * np.hypot(error_is, error_flat)
 
 
+@pytest.mark.slow
 def test_soft_photon_limit_matches_eikonal_times_two_photon_cross_section():
     """sigma(ggg, softest photon in [w1, w2]) -> sigma(gg) (2 alpha / pi) ln(w2/w1) ln((1+c)/(1-c)).
 

@@ -5,10 +5,12 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from bumphunt.hypothesis import BANDS, evaluate_hypothesis, hypothesis_data
-from bumphunt.shapes import SignalShape
+from bumphunt.models import SignalShape
+from bumphunt.stats import BANDS, evaluate_hypothesis, hypothesis_data
 
 pytest.importorskip("ROOT", reason="the optional root package is not installed")
+
+pytestmark = pytest.mark.slow  # RooStats limits take seconds each
 
 SHAPE = SignalShape(3.0, 0.013, 0.013, 1.5, 10.0, 1.5, 10.0, 0.95, 0.1, 3.0 - 20 * 0.013, 3.0 + 20 * 0.013)
 # the full model near sqrt(s/2): a Gaussian in the peak, wrong pairings ending inside the window
@@ -28,7 +30,7 @@ def _sample(rng, pdf, n):
     [(20_000, 0, SHAPE), (20_000, 120, SHAPE), (5_000, 60, SHAPE), (20_000, 120, FULL_SHAPE)],
 )
 def test_limits_and_p0_equal_roostats(n_background, n_signal, shape):
-    from bumphunt.roostats import roostats_hypothesis_test
+    from bumphunt.contrib.roostats import roostats_hypothesis_test
 
     rng = np.random.default_rng(n_background + n_signal)
     background = _sample(rng, lambda x: 1.0 + 0.8 * (x - 3.0) - 3.0 * (x - 3.0) ** 2, n_background)

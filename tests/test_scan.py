@@ -10,11 +10,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import uproot
+from click.testing import CliRunner
 
+from bumphunt.cli import main
 from bumphunt.errors import BumphuntError, NtupleError
-from bumphunt.scan import COLUMNS, run_scan, scan_grid, upcrossings
+from bumphunt.kinfit import run_kinfit
+from bumphunt.layout import OutputLayout
+from bumphunt.plotting import BAND_COLOURS, plot_brazil, plot_local_significance
+from bumphunt.scan import COLUMNS, pseudo_data, read_table, run_scan, scan_grid, scan_spectrum, window_shape
+from bumphunt.scan.runner import load_model
+from bumphunt.shapes import run_shapes
+from bumphunt.simulation import run_simulation
+from bumphunt.stats import upcrossings
 
-from .conftest import small_config
+from .helpers import small_config
 
 SCAN = {
     "simulation.signal.masses": {"start": 0.3, "stop": 3.3, "step": 0.25},
@@ -34,13 +43,9 @@ SCAN = {
 @pytest.fixture(scope="module")
 def analysis(tmp_path_factory):
     """Simulated, fitted and shaped small analysis, ready to scan."""
-    from bumphunt.kinfit import run_kinfit
-    from bumphunt.shapes import run_shapes
-    from bumphunt.simulate import simulate
-
     tmp_path = tmp_path_factory.mktemp("scan")
     config = small_config(tmp_path, **SCAN)
-    simulate(config, progress=False, workers=2)
+    run_simulation(config, progress=False, workers=2)
     run_kinfit(config, progress=False)
     run_shapes(config, progress=False)
     return config
@@ -55,13 +60,14 @@ def _table(result):
     return json.loads(result.table_json.read_text())["rows"]
 
 
+@pytest.mark.slow
 def test_table_plots_and_vetoes(analysis, serial):
     rows = _table(serial)
     assert list(json.loads(serial.table_json.read_text())["columns"]) == list(COLUMNS)
     header = serial.table_csv.read_text().splitlines()[0].split(",")
     assert header == list(COLUMNS) and len(serial.table_csv.read_text().splitlines()) == len(rows) + 1
     masses = np.array([r["mass"] for r in rows])
-    low, high = serial.vetoed["eta"]
+    low, high = serial.result.vetoed["eta"]
     assert not np.any((masses > low) & (masses < high)) and high - low > 0.05
     ok = [r for r in rows if r["fit_status"] == "ok"]
     assert len(ok) >= 0.95 * len(rows)
@@ -69,9 +75,10 @@ def test_table_plots_and_vetoes(analysis, serial):
         assert r["ul_exp_m2"] < r["ul_exp_m1"] < r["ul_exp"] < r["ul_exp_p1"] < r["ul_exp_p2"]
         assert r["ul_obs"] > 0 and r["xsec_ul_pb"] > 0 and r["g_ul_gev"] > 0
     assert {p.name for p in serial.plots} == {"upper_limits.png", "local_significance.png", "best_fit.png"}
-    assert 0 <= serial.global_significance["z_global"] <= serial.global_significance["z_local_max"]
+    assert 0 <= serial.result.global_significance.z_global <= serial.result.global_significance.z_local_max
 
 
+@pytest.mark.slow
 def test_parallel_and_dask_scans_equal_the_serial_scan(analysis, serial, tmp_path):
     parallel = run_scan(analysis, output_dir=tmp_path / "parallel", workers=2, progress=False)
     assert _table(parallel) == _table(serial)
@@ -82,6 +89,7 @@ def test_parallel_and_dask_scans_equal_the_serial_scan(analysis, serial, tmp_pat
     assert _table(on_dask) == _table(serial)
 
 
+@pytest.mark.slow
 def test_killed_scan_resumes_to_the_same_table(analysis, serial, tmp_path):
     output = tmp_path / "resumed"
     config_path = tmp_path / "analysis.json"
@@ -98,19 +106,21 @@ def test_killed_scan_resumes_to_the_same_table(analysis, serial, tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     n_done = len(list(points.glob("*.json")))
-    assert 20 <= n_done < len(serial.rows), "the scan must be killed mid-way"
+    assert 20 <= n_done < len(serial.result), "the scan must be killed mid-way"
     resumed = run_scan(analysis, output_dir=output, workers=1, progress=False)
     assert resumed.resumed_points >= 20
     assert _table(resumed) == _table(serial)
 
 
+@pytest.mark.slow
 def test_injected_signal_is_found(analysis, tmp_path):
     config = {**analysis, "scan": {**analysis["scan"], "inject": {"mass": 1.55, "events": 3000}, "step_sigmas": 1.0}}
-    result = run_scan(config, output_dir=tmp_path / "injected", progress=False)
+    result = run_scan(config, output_dir=tmp_path / "injected", progress=False).result
     best = result.global_significance
-    assert abs(best["mass"] - 1.55) < 0.03 and best["z_local_max"] > 4
+    assert abs(best.mass - 1.55) < 0.03 and best.z_local_max > 4
 
 
+@pytest.mark.slow
 def test_bad_data_are_flagged_or_rejected(analysis, tmp_path):
     # a data file with NaN masses and nothing above 2 GeV: NaN ignored, empty windows flagged
     rng = np.random.default_rng(1)
@@ -120,11 +130,11 @@ def test_bad_data_are_flagged_or_rejected(analysis, tmp_path):
     with uproot.recreate(data) as file:
         file["events"] = {"m_gg_fit": values, "fit_status": np.zeros(len(values), dtype=np.int32)}
     config = {**analysis, "scan": {**analysis["scan"], "data": str(data), "global_toys": 0, "plots": False}}
-    result = run_scan(config, output_dir=tmp_path / "bad", progress=False)
-    status = {round(r["mass"], 3): r["fit_status"] for r in result.rows}
+    result = run_scan(config, output_dir=tmp_path / "bad", progress=False).result
+    status = {round(r["mass"], 3): r["fit_status"] for r in result.rows()}
     high = [s for m, s in status.items() if m > 2.4]
     assert high and all(s.startswith("empty window") for s in high)
-    assert all(np.isnan(r["ul_obs"]) for r in result.rows if r["fit_status"] != "ok")
+    assert np.all(np.isnan(result["ul_obs"][~result.ok]))
     # windows (+-20 sigma ~ +-0.2 GeV) inside the data range fit well; those across its
     # edges cannot be described by a polynomial and are flagged, never given a number
     assert all(s == "ok" for m, s in status.items() if 0.6 < m < 1.7)
@@ -148,15 +158,126 @@ def test_grid_and_upcrossings():
     assert upcrossings(np.array([0, 1, 0, 2, 2, 0, np.nan, 3]), 0.5) == 3
 
 
+@pytest.mark.slow
 def test_windows_are_cut_at_the_floor_and_stay_normalised(analysis):
     from scipy import integrate
 
-    from bumphunt.scan import _load_model, window_shape
-
-    model = _load_model(str((Path(analysis["output_dir"]) / "shapes" / "signal_shapes.json").resolve()))
+    model = load_model(str(OutputLayout.from_config(analysis).shapes_file.resolve()))
     settings = {"window_sigmas": 20.0, "window_floor": 0.3}
     shape = window_shape(model, 0.4, settings)
     assert shape.lower == 0.3 and shape.upper == pytest.approx(0.4 + 20 * float(model.resolution(0.4)), rel=1e-3)
     area = integrate.quad(lambda x: shape.pdf(x)[0], shape.lower, shape.upper, points=[shape.mu], limit=200)[0]
     assert area == pytest.approx(1.0, rel=1e-6)
     assert window_shape(model, 2.0, settings).lower > 0.3  # far from the floor: untouched
+
+
+@pytest.mark.slow
+def test_table_equals_the_one_before_the_layout_change(serial):
+    """The reduced analysis gives the table it gave before the package was re-laid out
+    (tests/data: the rows at commit 042b59d), every number to 1e-12 relative."""
+    before = json.loads((Path(__file__).parent / "data" / "reduced_scan_before_layout.json").read_text())["rows"]
+    after = serial.result.rows()
+    assert len(after) == len(before)
+    for old, new in zip(before, after):
+        assert new["fit_status"] == old["fit_status"]
+        for column in COLUMNS:
+            if column != "fit_status":
+                np.testing.assert_allclose(new[column], old[column], rtol=1e-12, atol=0, err_msg=column)
+
+
+@pytest.mark.slow
+def test_result_columns_and_strict_json(serial):
+    result = serial.result
+    frame = result.to_pandas()
+    assert list(frame.columns) == list(COLUMNS) and len(frame) == len(result)
+    for column in COLUMNS:
+        if column == "fit_status":
+            assert pd_is_string(frame[column]), frame[column].dtype
+        else:
+            assert frame[column].dtype == np.float64, column
+    assert result["mass"].dtype == np.float64 and result["fit_status"].dtype.kind == "U"
+    # standard JSON: a strict parser reads it, and reading it back gives the same columns
+    text = serial.table_json.read_text()
+    json.loads(text, parse_constant=lambda token: pytest.fail(f"bare {token} in results.json"))
+    again = read_table(serial.table_json)
+    for column in COLUMNS:
+        np.testing.assert_array_equal(again[column], result[column])
+    assert again.global_significance == result.global_significance
+
+
+def pd_is_string(series) -> bool:
+    import pandas as pd
+
+    return pd.api.types.is_string_dtype(series)
+
+
+@pytest.mark.slow
+def test_scan_of_an_array_equals_the_cli_on_a_file(analysis, tmp_path):
+    """The public API on a numpy array gives the rows the CLI gives on a file of the same masses."""
+    layout = OutputLayout.from_config(analysis)
+    model = load_model(str(layout.shapes_file.resolve()))
+    masses = pseudo_data(layout, model.settings["selection"], model.settings["mass_variable"], seed=11)
+    data = tmp_path / "data.root"
+    with uproot.recreate(data) as file:
+        file["events"] = {"m_gg_fit": masses, "fit_status": np.zeros(len(masses), dtype=np.int32)}
+    config_file = tmp_path / "analysis.yaml"
+    config_file.write_text(json.dumps(analysis))
+    settings = {"scan.data": str(data), "scan.global_toys": 0, "scan.plots": False, "scan.start": 0.6, "scan.stop": 1.4}
+    options = [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
+    output = tmp_path / "cli"
+    result = CliRunner().invoke(main, ["scan", "-c", str(config_file), *options, "-o", str(output), "-q"])
+    assert result.exit_code == 0, result.output
+    cli = read_table(output / "results.json")
+    api = scan_spectrum(
+        masses, layout.shapes_file, start=0.6, stop=1.4, luminosity=analysis["luminosity"], global_toys=0,
+        step_sigmas=analysis["scan"]["step_sigmas"],
+    )  # fmt: skip
+    assert len(api) == len(cli) > 10
+    assert api.rows() == cli.rows()
+    assert api.global_significance == cli.global_significance
+
+
+@pytest.mark.slow
+def test_scan_of_histograms_binned_and_weighted(analysis):
+    """A fine histogram of the masses gives the unbinned numbers; the same histogram filled
+    with weight 2 per event (Weight storage) gives twice the yields and limits, the same Z."""
+    import hist
+
+    layout = OutputLayout.from_config(analysis)
+    model = load_model(str(layout.shapes_file.resolve()))
+    masses = pseudo_data(layout, model.settings["selection"], model.settings["mass_variable"], seed=12)
+    window = {"start": 1.0, "stop": 1.3, "global_toys": 0, "step_sigmas": 3.0}
+    unbinned = scan_spectrum(masses, model, **window)
+    axis = hist.axis.Regular(30_000, 0.0, 3.0, name="m_gg")  # 0.1 MeV bins, sigma ~ 11 MeV
+    counts = hist.Hist(axis).fill(masses)
+    binned = scan_spectrum(counts, model, **window)
+    assert binned.ok.all() and unbinned.ok.all()
+    np.testing.assert_allclose(binned["ul_obs"], unbinned["ul_obs"], rtol=0.02)
+    np.testing.assert_allclose(binned["z_local"], unbinned["z_local"], atol=0.05)
+    weighted = hist.Hist(axis, storage=hist.storage.Weight()).fill(masses, weight=np.full(len(masses), 2.0))
+    scaled = scan_spectrum(weighted, model, **window)
+    np.testing.assert_allclose(scaled["z_local"], binned["z_local"], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(scaled["ul_obs"], 2.0 * binned["ul_obs"], rtol=1e-6)
+    np.testing.assert_allclose(scaled["n_events"], 2.0 * binned["n_events"], rtol=1e-12)
+    with pytest.raises(BumphuntError, match="one-dimensional"):
+        scan_spectrum(hist.Hist(axis, hist.axis.Regular(2, 0.0, 1.0, name="x")), model, **window)
+    with pytest.raises(BumphuntError, match="unknown scan setting 'step_sigma'"):
+        scan_spectrum(masses, model, start=1.0, stop=1.3, step_sigma=3.0)
+
+
+@pytest.mark.slow
+def test_plots_draw_on_given_axes(serial):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(2, 1)
+    assert plot_brazil(serial.result, ax=top) is top
+    assert plot_local_significance(serial.result, ax=bottom) is bottom
+    # the observed line stops across each veto: NaN between the masses on either side
+    observed = top.get_lines()[1].get_ydata()
+    assert np.isnan(observed).sum() >= len(serial.result.vetoed) - 1
+    colours = [matplotlib.colors.to_hex(c.get_facecolor()[0]) for c in top.collections[:2]]
+    assert colours == [BAND_COLOURS[2], BAND_COLOURS[1]]
+    plt.close(fig)

@@ -1,22 +1,20 @@
 """Signal shapes: the densities, the per-mass fits, the interpolation and its held-out test."""
 
 import json
+import logging
 import math
-import warnings
 
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from scipy import integrate
 
-from bumphunt import dscb
 from bumphunt.config import load_config
 from bumphunt.errors import BumphuntError
-from bumphunt.peakfit import PeakData, _peak_nll_all
+from bumphunt.models import MassFit, ShapeModel, SignalShape, dscb
+from bumphunt.models.signal import wrong_pair_endpoint
+from bumphunt.models.zfit_pdfs import zfit_signal_pdf
 from bumphunt.shapes import (
-    MassFit,
-    ShapeModel,
-    SignalShape,
     build_shape_model,
     core_width,
     fit_mass,
@@ -24,11 +22,10 @@ from bumphunt.shapes import (
     measure_endpoint_edge,
     run_shapes,
     smooth,
-    wrong_pair_endpoint,
-    zfit_signal_pdf,
 )
+from bumphunt.shapes.splinefit import PeakData, peak_nll_all
 
-from .conftest import small_config
+from .helpers import collect_logs, small_config
 
 PARAMETER_SETS = [
     # mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r, lower, upper
@@ -51,6 +48,7 @@ def test_dscb_is_normalised_in_closed_form(parameters):
     assert np.all(pdf[(x < lower) | (x > upper)] == 0) and np.all(pdf[(x >= lower) & (x <= upper)] > 0)
 
 
+@pytest.mark.slow
 def test_dscb_and_chebyshev_equal_zfit():
     zfit = pytest.importorskip("zfit")
     rng = np.random.default_rng(1)
@@ -107,12 +105,12 @@ def test_signal_densities_are_normalised_in_closed_form(parameters):
 
         area = integrate.quad(scalar, shape.lower, shape.upper, points=points, limit=400, epsabs=1e-13, epsrel=1e-12)[0]
         assert area == pytest.approx(1.0, rel=1e-9)
-    # the binned likelihood of the peak fits (bumphunt.peakfit) uses the same density
+    # the binned likelihood of the peak fits (bumphunt.shapes.splinefit) uses the same density
     x = np.random.default_rng(7).uniform(shape.lower, shape.upper, 3000)
     data = PeakData.from_candidates({shape.mu: x}, {shape.mu: (shape.lower, shape.upper)}, bins=50)
     gauss_sigma = shape.gauss_sigma if shape.gauss_fraction else 1.0
     row = [[shape.mu, shape.sigma_l, shape.sigma_r, shape.alpha_l, shape.alpha_r, shape.gauss_fraction, gauss_sigma]]
-    nll = _peak_nll_all(np.array(row), data.lower, data.upper, data.offsets, data.centres, data.counts, 10.0, 10.0)
+    nll = peak_nll_all(np.array(row), data.lower, data.upper, data.offsets, data.centres, data.counts, 10.0, 10.0)
     assert nll == pytest.approx(-np.sum(data.counts * np.log(shape.peak_pdf(data.centres))), rel=1e-12)
 
 
@@ -130,7 +128,7 @@ def test_signal_model_equals_zfit(parameters):
 @pytest.mark.parametrize("parameters", SIGNAL_SHAPES)
 def test_signal_model_equals_roofit(parameters):
     ROOT = pytest.importorskip("ROOT", reason="the optional root package is not installed")
-    from bumphunt.roostats import roofit_signal_pdf
+    from bumphunt.contrib.roostats import roofit_signal_pdf
 
     shape = _signal_shape(*parameters)
     mass = ROOT.RooRealVar("m_gg", "m_gg", shape.lower, shape.upper)
@@ -213,6 +211,7 @@ def test_peak_fit_is_unbiased_with_correct_errors():
         assert 0.8 < np.std(values) < 1.2, name
 
 
+@pytest.mark.slow
 def test_numba_and_zfit_engines_agree():
     pytest.importorskip("zfit")
     shape = (7.45, 0.012, 0.012, 1.5, 10.0, 2.0, 10.0)
@@ -239,7 +238,7 @@ def test_numba_and_zfit_engines_agree():
         assert fast.errors[name] == pytest.approx(reference.errors[name], rel=0.2), name
 
 
-def test_too_few_candidates_are_flagged_and_excluded_with_a_warning():
+def test_too_few_candidates_are_flagged_and_excluded_with_a_warning(caplog):
     masses = np.arange(1.0, 3.01, 0.25)
     rng = np.random.default_rng(5)
     fits, truth = [], {}
@@ -253,8 +252,10 @@ def test_too_few_candidates_are_flagged_and_excluded_with_a_warning():
     assert [f.ok for f in fits].count(False) == 1
     assert "too few truth-matched candidates (50)" in fits[4].status
     settings = {"peak": "doublecb", "n_l": 10.0, "n_r": 10.0, "window_sigmas": 20.0}
-    with pytest.warns(UserWarning, match="m = 2.0000 GeV excluded from the interpolation: too few"):
+    with caplog.at_level(logging.WARNING, logger="bumphunt"):
         model = build_shape_model(fits, np.array([]), settings, truth)
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
+    assert "m = 2.0000 GeV excluded from the interpolation: too few" in caplog.records[0].getMessage()
     # the interpolation bridges the gap with the neighbours: a 10 MeV Gaussian
     assert model.resolution(2.0) == pytest.approx(0.01, rel=0.05)
 
@@ -286,21 +287,21 @@ def test_held_out_masses_spread_over_the_grid():
 def shape_stage(tmp_path_factory):
     """The default signal sample (205 masses, 20,000 events each): simulate, kinematic fit, shapes."""
     from bumphunt.kinfit import run_kinfit
-    from bumphunt.simulate import simulate
+    from bumphunt.simulation import run_simulation
 
     tmp_path = tmp_path_factory.mktemp("shapes")
     defaults = load_config()["simulation"]["signal"]
     config = small_config(tmp_path, **{"simulation.signal.masses": defaults["masses"],
                                        "simulation.signal.events_per_mass": defaults["events_per_mass"],
                                        "simulation.chunk_size": 200_000, "simulation.workers": 2})  # fmt: skip
-    simulate(config, samples=["alp"], progress=False)
+    run_simulation(config, samples=["alp"], progress=False)
     run_kinfit(config, progress=False)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", UserWarning)
+    with collect_logs("bumphunt") as records:
         summary = run_shapes(config, progress=False)
-    return config, summary, [str(w.message) for w in caught]
+    return config, summary, [r.getMessage() for r in records if r.levelno >= logging.WARNING]
 
 
+@pytest.mark.slow
 def test_every_mass_is_fitted_and_the_output_is_complete(shape_stage):
     config, summary, messages = shape_stage
     model = summary.model
@@ -321,6 +322,7 @@ def test_every_mass_is_fitted_and_the_output_is_complete(shape_stage):
         assert reloaded.shape(mass) == model.shape(mass)
 
 
+@pytest.mark.slow
 def test_truth_matched_fraction_steps_to_one_past_the_endpoint(shape_stage):
     _, summary, _ = shape_stage
     model = summary.model
@@ -329,6 +331,7 @@ def test_truth_matched_fraction_steps_to_one_past_the_endpoint(shape_stage):
     assert model.shape(7.45).lower < model.shape(7.45).edge < model.shape(7.45).upper
 
 
+@pytest.mark.slow
 def test_interpolation_generalises_to_held_out_masses(shape_stage):
     _, summary, _ = shape_stage
     checks = summary.model.validation["summary"]
@@ -338,11 +341,11 @@ def test_interpolation_generalises_to_held_out_masses(shape_stage):
     assert checks["gof_pvalue_above_0.01"] >= 0.9
 
 
+@pytest.mark.slow
 def test_resolution_matches_the_kinematic_fit(shape_stage):
     """The interpolated resolution (half-width of the central 68 % of the peak) equals the same
     estimator applied to the truth-matched fitted diphoton masses."""
-    from bumphunt.kinfit import truth_matched_pairs
-    from bumphunt.ntuple import read_ntuple
+    from bumphunt.ntuple import read_ntuple, truth_matched_pairs
 
     config, summary, _ = shape_stage
     data = read_ntuple(summary.model.settings["source"], ["gen_mass", "photon_origin", "m_gg_fit", "fit_status"])
@@ -354,6 +357,7 @@ def test_resolution_matches_the_kinematic_fit(shape_stage):
         assert summary.model.resolution(mass) == pytest.approx(width, rel=0.03), mass
 
 
+@pytest.mark.slow
 def test_example_writes_the_documented_tables_and_figures(shape_stage, tmp_path):
     import subprocess
     import sys

@@ -4,12 +4,11 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from bumphunt import physics
 from bumphunt.config import signal_masses
-from bumphunt.detector import ORIGIN_DAUGHTER, ORIGIN_PROMPT
 from bumphunt.kinematics import Beams, invariant_mass, photon_four_vectors
-from bumphunt.ntuple import BRANCHES, read_metadata, read_ntuple
-from bumphunt.simulate import SAMPLE_IDS, Reconstruction, simulate
+from bumphunt.ntuple import BRANCHES, ORIGIN_DAUGHTER, ORIGIN_PROMPT, SAMPLE_IDS, read_metadata, read_ntuple
+from bumphunt.simulation import Reconstruction, run_simulation
 
-from .conftest import small_config
+from .helpers import small_config
 
 
 def test_every_sample_is_written_with_metadata(simulated):
@@ -95,9 +94,9 @@ def test_ggg_weights_reproduce_the_cross_section(simulated):
 
 def test_same_seed_same_events_for_any_number_of_workers(tmp_path):
     overrides = {"simulation.backgrounds.pi0_gamma.events": 0, "simulation.backgrounds.etaprime_gamma.events": 0}
-    serial = simulate(small_config(tmp_path / "a", **overrides), progress=False, workers=1)
-    parallel = simulate(small_config(tmp_path / "b", **overrides), progress=False, workers=2)
-    reseeded = simulate(small_config(tmp_path / "c", seed=7, **overrides), progress=False, workers=1)
+    serial = run_simulation(small_config(tmp_path / "a", **overrides), progress=False, workers=1)
+    parallel = run_simulation(small_config(tmp_path / "b", **overrides), progress=False, workers=2)
+    reseeded = run_simulation(small_config(tmp_path / "c", seed=7, **overrides), progress=False, workers=1)
     assert [s.sample for s in serial] == ["alp", "ggg", "eta_gamma"]
     for first, second, third in zip(serial, parallel, reseeded):
         one, two, three = read_ntuple(first.path), read_ntuple(second.path), read_ntuple(third.path)
@@ -138,8 +137,8 @@ def test_long_lived_alps_lose_efficiency(tmp_path):
     )
     # at 5e-6 GeV^-1 and 0.3 GeV, gamma beta c tau ~ 1 m: many decay beyond the ECL
     assert 50.0 < physics.alp_ctau(0.3, 5e-6) * 5.3 / 0.3 < 200.0
-    n_prompt = simulate(prompt, samples=["alp"], progress=False)[0].n_selected
-    summary = simulate(displaced, samples=["alp"], progress=False)[0]
+    n_prompt = run_simulation(prompt, samples=["alp"], progress=False)[0].n_selected
+    summary = run_simulation(displaced, samples=["alp"], progress=False)[0]
     assert summary.n_selected < 0.9 * n_prompt
     vertex = read_ntuple(summary.path, ["decay_vertex"])["decay_vertex"]
     assert np.median(np.linalg.norm(vertex, axis=1)) > 1.0

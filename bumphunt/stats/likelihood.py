@@ -1,16 +1,14 @@
-"""Signal + polynomial-background fit at one mass hypothesis, and its asymptotic statistics.
+"""The likelihood of one mass hypothesis: fixed signal shape + Chebyshev background.
 
 In the window [lower, upper] around the mass m the extended likelihood of the candidate
 masses x_i (with weights w_i, 1 for data, expected counts for binned Asimov data) is
 
     -log L = n_sig + n_bkg - sum_i w_i log(n_sig s(x_i) + n_bkg b(x_i; c)),
 
-with s the signal shape at m, fixed (:class:`bumphunt.shapes.SignalShape`), and b a
+with s the signal shape at m, fixed (:class:`bumphunt.models.SignalShape`), and b a
 Chebyshev series 1 + sum_k c_k T_k(x') normalised in the window (x' in [-1, 1]). n_sig may be
-negative as long as the total density stays positive. The test statistics follow Cowan,
-Cranmer, Gross, Vitells, EPJC 71 (2011) 1554: q0 for discovery, q~_mu for upper limits with
-CLs = p_mu / (1 - p_b) (Read, J. Phys. G 28 (2002) 2693); sigma(mu) comes from the Asimov
-data set at each mu, as CMS Combine does.
+negative as long as the total density stays positive. The test statistics built on it live
+in :mod:`bumphunt.stats.hypotest`.
 """
 
 from __future__ import annotations
@@ -18,11 +16,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numba as nb
 import numpy as np
-from scipy import optimize, stats
+from iminuit import Minuit
 
-_jit = nb.njit(cache=True, error_model="numpy")
+from .._jit import jit
 
 
 def chebyshev_basis(scaled: np.ndarray, order: int) -> np.ndarray:
@@ -43,7 +40,7 @@ def chebyshev_means(order: int) -> np.ndarray:
     return means
 
 
-@_jit
+@jit
 def _nll_and_gradient(params, signal, basis, weights, means, width, grid_basis):
     """-log L and its gradient; params = (n_sig, n_bkg, c_1..c_k).
 
@@ -88,12 +85,22 @@ def _nll_and_gradient(params, signal, basis, weights, means, width, grid_basis):
     return total, gradient
 
 
+def background_density(x: np.ndarray, coefficients: np.ndarray, lower: float, upper: float) -> np.ndarray:
+    """The Chebyshev background 1 + sum_k c_k T_k(x') normalised in [lower, upper] (GeV^-1)."""
+    width = upper - lower
+    scaled = 2.0 * (np.asarray(x, dtype=np.float64) - lower) / width - 1.0
+    order = len(coefficients)
+    polynomial = 1.0 + chebyshev_basis(scaled, order) @ coefficients
+    return polynomial / (width * (1.0 + chebyshev_means(order) @ coefficients))
+
+
 @dataclass(frozen=True)
 class HypothesisData:
     """Candidates in the window of one mass hypothesis, with the fixed signal density."""
 
     mass: float  # the mass hypothesis (GeV); the shape's peak may sit slightly off it
     shape: object  # SignalShape at the hypothesis; its window is the fit range
+    x: np.ndarray  # candidate masses, or bin centres (GeV)
     signal: np.ndarray
     basis: np.ndarray
     weights: np.ndarray
@@ -154,6 +161,7 @@ def hypothesis_data(
     return HypothesisData(
         mass=float(shape.mu if mass is None else mass),
         shape=shape,
+        x=x,
         signal=np.ascontiguousarray(shape.pdf(x)),
         basis=np.ascontiguousarray(chebyshev_basis(scaled, order)),
         weights=np.ascontiguousarray(weights),
@@ -215,8 +223,6 @@ class HypothesisLikelihood:
         ``start`` and ``steps`` (initial step sizes, e.g. the errors of an earlier fit) keep
         MIGRAD's first steps away from where the background density turns negative.
         """
-        from iminuit import Minuit
-
         n = max(self.data.n_events, 1.0)
         if start is None:
             start = np.zeros(2 + self.data.order)
@@ -249,182 +255,8 @@ class HypothesisLikelihood:
         data = self.data
         edges = np.linspace(data.lower, data.upper, bins + 1)
         centres = 0.5 * (edges[1:] + edges[:-1])
-        scaled = 2.0 * (centres - data.lower) / self._width - 1.0
-        coefficients = fit.values[2:]
-        polynomial = 1.0 + chebyshev_basis(scaled, data.order) @ coefficients
-        background = polynomial / (self._width * (1.0 + self._means @ coefficients))
+        background = background_density(centres, fit.values[2:], data.lower, data.upper)
         expected = (fit.values[1] * background + n_sig * data.shape.pdf(centres)) * (edges[1] - edges[0])
         return HypothesisLikelihood(
             hypothesis_data(centres, data.shape, order=data.order, weights=expected, mass=data.mass)
         )
-
-
-#: Expected-limit bands, in standard deviations of the background-only distribution.
-BANDS = (-2, -1, 0, 1, 2)
-
-
-@dataclass(frozen=True)
-class HypothesisResult:
-    """Signal yield, local significance and CLs upper limits at one mass hypothesis.
-
-    Upper limits are on the number of signal events (candidates in the window).
-    ``expected`` maps the band (-2, -1, 0, 1, 2 standard deviations) to the expected limit.
-    """
-
-    mass: float
-    n_events: float
-    n_sig: float
-    n_sig_error: float
-    q0: float
-    z_local: float
-    p0_local: float
-    upper_limit: float
-    expected: dict[int, float]
-    confidence_level: float
-    status: str
-
-    def to_dict(self) -> dict:
-        return {
-            "mass": self.mass,
-            "n_events": self.n_events,
-            "n_sig": self.n_sig,
-            "n_sig_err": self.n_sig_error,
-            "q0": self.q0,
-            "z_local": self.z_local,
-            "p0_local": self.p0_local,
-            "ul_obs": self.upper_limit,
-            "ul_exp_m2": self.expected[-2],
-            "ul_exp_m1": self.expected[-1],
-            "ul_exp": self.expected[0],
-            "ul_exp_p1": self.expected[1],
-            "ul_exp_p2": self.expected[2],
-            "fit_status": self.status,
-        }
-
-
-def _discovery_fits(likelihood: HypothesisLikelihood) -> tuple[HypothesisFit, HypothesisFit, float, bool]:
-    """The free fit, the fit with n_sig = 0, q0 (one-sided) and whether both fits are valid."""
-    free = likelihood.fit(errors=True)
-    null = likelihood.fit(n_sig=0.0, start=free.values, steps=free.errors)
-    q0 = max(2.0 * (null.nll - free.nll), 0.0) if free.n_sig > 0 else 0.0
-    return free, null, q0, free.valid and null.valid
-
-
-def fit_discovery(data: HypothesisData) -> dict:
-    """Signal yield and local significance only (no limits): the look-elsewhere toys."""
-    free, _, q0, valid = _discovery_fits(HypothesisLikelihood(data))
-    if not valid:
-        nan = float("nan")
-        return {"n_sig": nan, "n_sig_err": nan, "q0": nan, "z_local": nan, "p0_local": nan, "fit_status": "fit failed"}
-    return {
-        "n_sig": free.n_sig,
-        "n_sig_err": float(free.errors[0]),
-        "q0": q0,
-        "z_local": math.sqrt(q0),
-        "p0_local": float(stats.norm.sf(math.sqrt(q0))),
-        "fit_status": "ok",
-    }
-
-
-def cls_from_q(q_mu: float, q_mu_asimov: float) -> float:
-    """Asymptotic CLs = p_mu / (1 - p_b) for the statistic q~_mu, given q~_mu,A = mu^2/sigma^2
-    (Cowan et al. 2011, eqs. 65-66)."""
-    sqrt_qa = math.sqrt(max(q_mu_asimov, 1e-300))
-    if q_mu <= q_mu_asimov:
-        sqrt_q = math.sqrt(max(q_mu, 0.0))
-        cls_b = stats.norm.sf(sqrt_q)
-        cl_b = stats.norm.sf(sqrt_q - sqrt_qa)
-    else:
-        cls_b = stats.norm.sf((q_mu + q_mu_asimov) / (2.0 * sqrt_qa))
-        cl_b = stats.norm.sf((q_mu - q_mu_asimov) / (2.0 * sqrt_qa))
-    return float(cls_b / cl_b) if cl_b > 0 else 0.0
-
-
-def evaluate_hypothesis(data: HypothesisData, *, confidence_level: float = 0.95) -> HypothesisResult:
-    """Fit signal + background, compute q0 and the observed and expected CLs upper limits.
-
-    The observed limit solves CLs(mu) = 1 - CL by root finding; each expected band N solves
-    sqrt(q~_mu,A(mu)) = Phi^-1(1 - alpha Phi(N)) + N on the background-only Asimov data set
-    (nuisance parameters from the fit with n_sig = 0), evaluating the Asimov likelihood at
-    each band's own mu.
-    """
-    alpha = 1.0 - confidence_level
-    likelihood = HypothesisLikelihood(data)
-    free, null, q0, valid = _discovery_fits(likelihood)
-    mass = data.mass
-    if not valid:
-        nan = float("nan")
-        return HypothesisResult(mass, data.n_events, nan, nan, nan, nan, nan, nan, dict.fromkeys(BANDS, nan),
-                                confidence_level, "fit failed")  # fmt: skip
-    z_local = math.sqrt(q0)
-
-    asimov = likelihood.asimov(null)
-    # the Asimov data are the expectation of the null fit: its minimum is at null.values
-    asimov_best_nll = asimov.nll(null.values)
-
-    def q_asimov(mu: float) -> float:
-        return max(2.0 * (asimov.fit(n_sig=mu, start=null.values, steps=free.errors).nll - asimov_best_nll), 0.0)
-
-    reference = free if free.n_sig >= 0 else null
-
-    def q_tilde(mu: float) -> float:
-        if free.n_sig > mu:
-            return 0.0
-        return max(2.0 * (likelihood.fit(n_sig=mu, start=free.values, steps=free.errors).nll - reference.nll), 0.0)
-
-    def cls(mu: float) -> float:
-        return cls_from_q(q_tilde(mu), q_asimov(mu))
-
-    sigma = max(free.errors[0], 1e-3)
-    expected = {}
-    for band in BANDS:
-        target = stats.norm.ppf(1.0 - alpha * stats.norm.cdf(band)) + band
-        expected[band] = _solve_increasing(
-            lambda mu, t=target: math.sqrt(q_asimov(mu)) - t, sigma, guess=sigma * target
-        )
-    # asymptotic closed form with sigma from the fit: mu_hat + sigma Phi^-1(1 - alpha Phi(mu_hat / sigma))
-    guess = free.n_sig + sigma * stats.norm.ppf(1.0 - alpha * stats.norm.cdf(free.n_sig / sigma))
-    upper_limit = _solve_increasing(lambda mu: alpha - cls(mu), sigma, start=max(free.n_sig, 0.0), guess=guess)
-    status = "ok" if all(np.isfinite([upper_limit, *expected.values()])) else "limit not found"
-    return HypothesisResult(
-        mass, data.n_events, free.n_sig, float(free.errors[0]), q0, z_local, float(stats.norm.sf(z_local)),
-        upper_limit, expected, confidence_level, status,
-    )  # fmt: skip
-
-
-def _solve_increasing(function, scale: float, *, start: float = 0.0, guess: float | None = None) -> float:
-    """Root above ``start`` of a function increasing in mu.
-
-    Secant steps from ``guess`` (the asymptotic closed form, usually within a few per cent)
-    converge in two or three evaluations; a bracket grown by doubling steps and Brent's
-    method take over when they do not. The bracket starts 0.05 ``scale`` above ``start``:
-    closer to mu = 0 both q~_mu and q~_mu,A vanish and their ratio is minimiser noise.
-    """
-    floor = start + 0.05 * scale
-    tolerance = 1e-4 * scale
-    if guess is not None and guess > floor:
-        x0, x1 = guess, guess * 1.02 + 0.01 * scale
-        f0, f1 = function(x0), function(x1)
-        for _ in range(8):
-            if f1 == f0:
-                break
-            x2 = x1 - f1 * (x1 - x0) / (f1 - f0)
-            if not floor < x2 < 100 * (abs(guess) + scale):
-                break
-            x0, f0, x1, f1 = x1, f1, x2, function(x2)
-            if abs(x1 - x0) < tolerance:
-                return float(x1)
-    low = floor
-    if function(low) >= 0.0:
-        tiny = start + 1e-3 * scale
-        if function(tiny) >= 0.0:
-            return low
-        return float(optimize.brentq(function, tiny, low, xtol=tolerance))
-    step = scale
-    high = start + step
-    for _ in range(40):
-        if function(high) > 0.0:
-            return float(optimize.brentq(function, low, high, xtol=tolerance, rtol=1e-8))
-        low, step = high, 2.0 * step
-        high = start + step
-    return float("nan")

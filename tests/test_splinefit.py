@@ -4,16 +4,11 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from bumphunt import dscb
-from bumphunt.peakfit import (
-    PeakData,
-    fit_peak_splines,
-    fit_rate_spline,
-    knot_vector,
-    peak_width,
-    peak_width_derivatives,
-)
+from bumphunt.models import dscb
+from bumphunt.models.signal import peak_width, peak_width_derivatives
+from bumphunt.models.splines import knot_vector
 from bumphunt.shapes import smooth
+from bumphunt.shapes.splinefit import PeakData, fit_peak_splines, fit_rate_spline
 
 
 def _truth(mass):
@@ -63,6 +58,7 @@ def test_simultaneous_fit_recovers_the_peak_between_masses():
         assert 0.6 < np.std(pulls) < 1.5
 
 
+@pytest.mark.slow
 def test_rate_spline_is_unbiased_where_counts_are_small():
     """Poisson counts of a rate rising 30-fold over the masses, a few counts per mass at the
     low end: the fitted rate has pulls of mean 0 and width 1, where smoothing the measured

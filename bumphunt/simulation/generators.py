@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .kinematics import Beams, boost, massless_four_vectors, unit_vectors
+from ..kinematics import Beams, boost, massless_four_vectors, unit_vectors
 
 
 def sample_one_plus_cos2(rng: np.random.Generator, n: int) -> np.ndarray:

@@ -19,20 +19,20 @@ smeared over a width w: (1 + c1 x') erfc((x - E) / (sqrt(2) w)) / 2, also normal
 closed form (:func:`edge_integrals`).
 
 The kernels are numba-compiled, because the signal-shape fits and the mass scan evaluate
-them millions of times; :func:`bumphunt.shapes.zfit_signal_pdf` builds the same model in zfit.
+them millions of times; :func:`bumphunt.models.zfit_pdfs.zfit_signal_pdf` builds the same model in zfit.
 """
 
 from __future__ import annotations
 
 import math
 
-import numba as nb
 import numpy as np
+from scipy.special import erfc
 
-_jit = nb.njit(cache=True, error_model="numpy")
+from .._jit import jit
 
 
-@_jit
+@jit
 def _tail_integral(a, b, n, t1, t2):
     """Integral of a (b + t)^(-n) dt from t1 to t2 (b + t > 0)."""
     if abs(n - 1.0) < 1e-12:
@@ -40,13 +40,13 @@ def _tail_integral(a, b, n, t1, t2):
     return a / (1.0 - n) * ((b + t2) ** (1.0 - n) - (b + t1) ** (1.0 - n))
 
 
-@_jit
+@jit
 def _gauss_integral(t1, t2):
     """Integral of exp(-t^2 / 2) dt from t1 to t2."""
     return math.sqrt(math.pi / 2.0) * (math.erf(t2 / math.sqrt(2.0)) - math.erf(t1 / math.sqrt(2.0)))
 
 
-@_jit
+@jit
 def _side_integral(t1, t2, alpha, n):
     """Integral over [t1, t2] (t >= 0 side, in units of that side's sigma) of the core and
     the tail beyond alpha."""
@@ -60,7 +60,7 @@ def _side_integral(t1, t2, alpha, n):
     return total
 
 
-@_jit
+@jit
 def dscb_integral(lower, upper, mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r):
     """Closed-form integral of the unnormalised DSCB over [lower, upper]."""
     total = 0.0
@@ -75,8 +75,8 @@ def dscb_integral(lower, upper, mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r
     return total
 
 
-@_jit
-def _dscb_log_unnormalised(x, mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r):
+@jit
+def dscb_log_unnormalised(x, mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r):
     if x < mu:
         t = (mu - x) / sigma_l
         alpha, n = alpha_l, n_l
@@ -88,33 +88,33 @@ def _dscb_log_unnormalised(x, mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r):
     return n * math.log(n / alpha) - 0.5 * alpha * alpha - n * math.log(n / alpha - alpha + t)
 
 
-@_jit
+@jit
 def dscb_logpdf(x, mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r, lower, upper):
     """log of the DSCB normalised on [lower, upper], for an array x."""
     log_norm = math.log(dscb_integral(lower, upper, mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r))
     out = np.empty(x.shape[0])
     for i in range(x.shape[0]):
-        out[i] = _dscb_log_unnormalised(x[i], mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r) - log_norm
+        out[i] = dscb_log_unnormalised(x[i], mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r) - log_norm
     return out
 
 
-@_jit
+@jit
 def dscb_nll(x, mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r, lower, upper):
     """Negative log-likelihood of the DSCB normalised on [lower, upper]."""
     log_norm = math.log(dscb_integral(lower, upper, mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r))
     total = 0.0
     for i in range(x.shape[0]):
-        total -= _dscb_log_unnormalised(x[i], mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r)
+        total -= dscb_log_unnormalised(x[i], mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r)
     return total + x.shape[0] * log_norm
 
 
-@_jit
+@jit
 def gaussian_integral(lower, upper, mu, sigma):
     """Integral of exp(-(x - mu)^2 / (2 sigma^2)) over [lower, upper]."""
     return sigma * _gauss_integral((lower - mu) / sigma, (upper - mu) / sigma)
 
 
-@_jit
+@jit
 def _erfc_antiderivatives(z):
     """F0, F1 with F0' = erfc(z) and F1' = z erfc(z)."""
     gauss = math.exp(-z * z) / math.sqrt(math.pi)
@@ -122,7 +122,7 @@ def _erfc_antiderivatives(z):
     return z * erfc - gauss, 0.5 * z * z * erfc - 0.5 * z * gauss + 0.25 * math.erf(z)
 
 
-@_jit
+@jit
 def edge_integrals(lower, upper, edge, width):
     """Integrals K0 of e(x) and K1 of x' e(x) over [lower, upper], with
     e(x) = erfc((x - edge) / (sqrt(2) width)) / 2 and x' the Chebyshev variable.
@@ -146,15 +146,13 @@ def edge_integrals(lower, upper, edge, width):
 
 def edge_factor(x, edge, width) -> np.ndarray:
     """e(x) = erfc((x - edge) / (sqrt(2) width)) / 2; 1 without an endpoint (edge = +inf)."""
-    from scipy.special import erfc
-
     x = np.asarray(x, dtype=np.float64)
     if not np.isfinite(edge):
         return np.ones_like(x)
     return 0.5 * erfc((x - edge) / (math.sqrt(2.0) * width))
 
 
-@_jit
+@jit
 def signal_nll(x, fraction, c1, peak_density, edge_density, k0, k1, lower, upper):
     """Negative log-likelihood of fraction * peak + (1 - fraction) * wrong pairings, with the
     normalised peak density and the endpoint factor e(x) precomputed at every x and the

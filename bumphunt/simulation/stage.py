@@ -1,6 +1,6 @@
 """Toy Belle II simulation: generate, reconstruct and pre-select three-photon events.
 
-Samples (:data:`SAMPLE_IDS`): the ALP signal ``alp`` on a mass grid, the QED background
+Samples (:data:`bumphunt.ntuple.SAMPLE_IDS`): the ALP signal ``alp`` on a mass grid, the QED background
 ``ggg`` (e+e- -> gamma gamma gamma) and the peaking backgrounds ``pi0_gamma``,
 ``eta_gamma``, ``etaprime_gamma`` (e+e- -> gamma P, P -> gamma gamma). Each is written to
 ``<output_dir>/simulation/<sample>.root`` (:mod:`bumphunt.ntuple`), weighted to the
@@ -29,27 +29,18 @@ from pathlib import Path
 
 import numpy as np
 
-from . import physics
-from ._parallel import executor, ordered_map
-from ._version import __version__
-from .config import signal_masses
-from .detector import (
-    ORIGIN_BEAM_BACKGROUND,
-    ORIGIN_DAUGHTER,
-    ORIGIN_PROMPT,
-    Calorimeter,
-    form_clusters,
-    smear,
-    three_photon_mass,
-)
+from .. import physics
+from .._parallel import executor, ordered_map
+from .._progress import progress_bar
+from .._version import __version__
+from ..config import signal_masses
+from ..errors import ConfigError
+from ..kinematics import Beams, massless_four_vectors, polar_angles
+from ..layout import OutputLayout
+from ..ntuple import ORIGIN_BEAM_BACKGROUND, ORIGIN_DAUGHTER, ORIGIN_PROMPT, SAMPLE_IDS, SAMPLES, NtupleWriter
+from .detector import Calorimeter, form_clusters, smear, three_photon_mass
 from .generators import generate_two_photon_resonance, isotropic_directions
-from .kinematics import Beams, massless_four_vectors, polar_angles
-from .ntuple import NtupleWriter
 from .qed import GenerationCuts, ThreePhotonSampler, generation_cuts_for_acceptance
-
-#: Sample names and the codes stored in the ``sample_id`` branch.
-SAMPLE_IDS = {"alp": 0, "ggg": 1, "pi0_gamma": 2, "eta_gamma": 3, "etaprime_gamma": 4}
-SAMPLES = tuple(SAMPLE_IDS)
 
 #: At most this many beam-background photons are overlaid on one event.
 MAX_BEAM_BACKGROUND_PHOTONS = 3
@@ -111,7 +102,7 @@ class Reconstruction:
         production : array (n, k, 3)
             Where each photon is produced (cm).
         origin : array (n, k) of int
-            Origin codes (:mod:`bumphunt.detector`).
+            Origin codes (``bumphunt.ntuple.ORIGIN_*``).
 
         Returns
         -------
@@ -400,7 +391,7 @@ def plan_samples(config: dict, samples: Iterable[str] | None = None) -> list[Sam
     samples = list(SAMPLES if samples is None else samples)
     unknown = [s for s in samples if s not in SAMPLE_IDS]
     if unknown:
-        raise ValueError(f"unknown sample(s) {unknown}; choose from {list(SAMPLES)}")
+        raise ConfigError(f"unknown sample {unknown[0]!r}; choose from {', '.join(SAMPLES)}")
     reconstruction = Reconstruction.from_config(config)
     plans = []
     for sample in samples:
@@ -417,7 +408,7 @@ def plan_samples(config: dict, samples: Iterable[str] | None = None) -> list[Sam
 
 @dataclass(frozen=True)
 class SampleSummary:
-    """What :func:`simulate` wrote for one sample."""
+    """What :func:`run_simulation` wrote for one sample."""
 
     sample: str
     path: Path
@@ -431,7 +422,7 @@ class SampleSummary:
         return {**self.__dict__, "path": str(self.path)}
 
 
-def simulate(
+def run_simulation(
     config: dict,
     *,
     samples: Iterable[str] | None = None,
@@ -446,7 +437,7 @@ def simulate(
     config : dict
         A validated configuration (:func:`bumphunt.config.load_config`).
     samples : iterable of str, optional
-        Subset of :data:`SAMPLES`; all by default.
+        Subset of :data:`bumphunt.ntuple.SAMPLES`; all by default.
     output_dir : str or Path, optional
         Directory of the ntuples; ``<config output_dir>/simulation`` by default.
     workers : int, optional
@@ -458,9 +449,7 @@ def simulate(
     -------
     list of SampleSummary
     """
-    from ._progress import progress_bar
-
-    directory = Path(output_dir) if output_dir is not None else Path(config["output_dir"]) / "simulation"
+    layout = OutputLayout.from_config(config).with_stage_dir("simulation", output_dir)
     workers = config["simulation"]["workers"] if workers is None else workers
     workers = workers or os.cpu_count() or 1
     plans = plan_samples(config, samples)
@@ -468,7 +457,7 @@ def simulate(
     with progress_bar(progress) as bar, executor(workers) as pool:
         for plan in plans:
             started = time.perf_counter()
-            path = directory / f"{plan.sample}.root"
+            path = layout.ntuple("simulation", plan.sample)
             advance = bar.add(f"simulate {plan.sample}", plan.n_generated)
             totals = _Totals()
             with NtupleWriter(path) as writer:

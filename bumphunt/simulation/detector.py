@@ -20,19 +20,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .kinematics import invariant_mass, photon_four_vectors
+from ..kinematics import invariant_mass, photon_four_vectors
+from ..ntuple import ORIGIN_DAUGHTER, ORIGIN_MERGED, ORIGIN_OTHER_MERGED
 
 #: Order of the packed covariance elements of one photon.
 COVARIANCE_ELEMENTS = ("EE", "Etheta", "Ephi", "thetatheta", "thetaphi", "phiphi")
 
 RESOLUTION_MODELS = ("belle2", "belle")
-
-#: Origin codes of a reconstructed photon (branch ``photon_origin``).
-ORIGIN_BEAM_BACKGROUND = 0
-ORIGIN_PROMPT = 1  # recoil photon of e+e- -> gamma P, or a gamma gamma gamma photon
-ORIGIN_DAUGHTER = 2  # one photon of P -> gamma gamma
-ORIGIN_MERGED = 3  # a cluster holding both P -> gamma gamma photons
-ORIGIN_OTHER_MERGED = 4  # any other cluster made of several photons
 
 
 def energy_resolution(energy: np.ndarray, model: str = "belle2") -> np.ndarray:

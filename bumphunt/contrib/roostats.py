@@ -1,6 +1,6 @@
 """The same hypothesis test in RooFit/RooStats, for cross-checks (needs the optional `root` package).
 
-Builds the model of :mod:`bumphunt.hypothesis` in a RooWorkspace (:func:`roofit_signal_pdf`
+Builds the model of :mod:`bumphunt.stats.likelihood` in a RooWorkspace (:func:`roofit_signal_pdf`
 for the fixed signal, RooChebychev for the background, extended RooAddPdf),
 then runs RooStats' AsymptoticCalculator (one-sided q~_mu) with the HypoTestInverter (CLs)
 for the upper limits and the one-sided discovery test for p0.
@@ -25,7 +25,7 @@ class RooStatsResult:
 
 
 def roofit_signal_pdf(shape, mass):
-    """The signal model of a :class:`bumphunt.shapes.SignalShape` in RooFit, fixed parameters.
+    """The signal model of a :class:`bumphunt.models.SignalShape` in RooFit, fixed parameters.
 
     RooCrystalBall (plus a RooGaussian of the same mean when the shape has one) for the peak;
     RooChebychev for the wrong pairings, or with an endpoint a RooGenericPdf

@@ -4,18 +4,16 @@ Fitted one mass at a time, the DSCB + Gaussian peak has near-degenerate paramete
 whose tails start early, or one with later tails plus a wide Gaussian, or two Gaussians of
 similar width describe the same candidates equally well, and neighbouring masses land on
 different ones. Smoothing such values parameter by parameter mixes solutions that do not
-belong together. Here every peak parameter is instead a cubic B-spline in mass (on a
-transformed scale that keeps it physical: log for widths and alphas, logit for the Gaussian
-fraction, log(r - 1) for the width ratio), and the spline coefficients are fitted to the
-truth-matched candidates of all training masses together (binned in 0.1-resolution bins,
-multinomial likelihood, iminuit), with a penalty on the second differences of the
-coefficients (P-splines, Eilers & Marx 1996) so that a parameter the data do not constrain
-somewhere stays smooth there. The per-mass fits give the starting values
+belong together. Here every peak parameter is instead a cubic B-spline in mass (on the
+scales of :data:`bumphunt.models.splines.TRANSFORMS`), and the spline coefficients are
+fitted to the truth-matched candidates of all training masses together (binned in
+0.1-resolution bins, multinomial likelihood, iminuit), with a penalty on the second
+differences of the coefficients (P-splines, Eilers & Marx 1996) so that a parameter the data
+do not constrain somewhere stays smooth there. The per-mass fits give the starting values
 (:func:`fit_peak_splines`).
 
 Also here: counts whose rate varies with mass as a penalised Poisson regression on a
-log-rate B-spline (:func:`fit_rate_spline`, for the density of wrong pairings), and the
-resolution of a peak as the half-width of its central 68 % (:func:`peak_width`).
+log-rate B-spline (:func:`fit_rate_spline`, for the density of wrong pairings).
 """
 
 from __future__ import annotations
@@ -23,89 +21,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numba as nb
 import numpy as np
+from iminuit import Minuit
 
-from . import dscb
+from .._jit import jit_parallel, prange
+from ..models import dscb
+from ..models.signal import peak_width, peak_width_derivatives
+from ..models.splines import TRANSFORMS, basis_matrix, forward, inverse, inverse_derivative, knot_vector
 
-TRANSFORMS = {
-    "mu_offset": "none",
-    "sigma": "log",
-    "sigma_l": "log",
-    "sigma_r": "log",
-    "alpha_l": "log",
-    "alpha_r": "log",
-    "gauss_fraction": "logit",
-    "gauss_ratio": "log_minus_one",
-}
 PRIOR_WIDTH = 10.0  # of every coefficient around its start, spline scale (mu_offset in MeV)
 # bounds of the transformed start values: keeps a start off a degenerate boundary
 _START_RANGE = {"logit": (-4.0, 4.0), "log_minus_one": (-3.0, 2.5), "log": (-12.0, 2.5), "none": (-np.inf, np.inf)}
-
-
-def forward(transform: str, value):
-    """Parameter -> its spline scale."""
-    value = np.asarray(value, dtype=np.float64)
-    if transform == "log":
-        return np.log(value)
-    if transform == "logit":
-        value = np.clip(value, 1e-6, 1 - 1e-6)
-        return np.log(value / (1.0 - value))
-    if transform == "log_minus_one":
-        return np.log(np.maximum(value - 1.0, 1e-6))
-    return value
-
-
-def inverse(transform: str, value):
-    """Spline scale -> parameter."""
-    value = np.asarray(value, dtype=np.float64)
-    if transform == "log":
-        return np.exp(value)
-    if transform == "logit":
-        return 1.0 / (1.0 + np.exp(-value))
-    if transform == "log_minus_one":
-        return 1.0 + np.exp(value)
-    return value
-
-
-def inverse_derivative(transform: str, value):
-    """d parameter / d spline value."""
-    value = np.asarray(value, dtype=np.float64)
-    if transform in ("log", "log_minus_one"):
-        return np.exp(value)
-    if transform == "logit":
-        p = 1.0 / (1.0 + np.exp(-value))
-        return p * (1.0 - p)
-    return np.ones_like(value)
-
-
-def knot_vector(low: float, high: float, n_basis: int, sqrt_s: float | None = None, degree: int = 3) -> np.ndarray:
-    """Clamped knots for ``n_basis`` cubic B-splines on [low, high].
-
-    With ``sqrt_s`` the knots are spread evenly in u = m + ln(m / (sqrt(s) - m)) (GeV): the
-    peak changes fastest at low mass, where the ALP boost and the photon opening angle change
-    fast, and near sqrt(s), where the recoil photon becomes soft; u is stretched at both
-    ends. Without it they are spread evenly in mass.
-    """
-    if sqrt_s is None:
-        interior = np.linspace(low, high, n_basis - degree + 1)[1:-1]
-    else:
-        from scipy.optimize import brentq
-
-        def u(m):
-            return m + math.log(m / (sqrt_s - m))
-
-        targets = np.linspace(u(low), u(high), n_basis - degree + 1)[1:-1]
-        interior = np.array([brentq(lambda m, target=t: u(m) - target, low, high) for t in targets])
-    return np.r_[[low] * (degree + 1), interior, [high] * (degree + 1)]
-
-
-def basis_matrix(knots: np.ndarray, masses: np.ndarray, degree: int = 3) -> np.ndarray:
-    """Values of every B-spline at ``masses`` (clipped to the knot range): (n_masses, n_basis)."""
-    from scipy.interpolate import BSpline
-
-    masses = np.clip(np.atleast_1d(masses), knots[0], knots[-1])
-    return BSpline.design_matrix(masses, knots, degree).toarray()
 
 
 @dataclass
@@ -141,14 +67,14 @@ class PeakData:
         )
 
 
-@nb.njit(cache=True, error_model="numpy", parallel=True)
-def _peak_nll_all(params, lower, upper, offsets, centres, counts, n_l, n_r):
+@jit_parallel
+def peak_nll_all(params, lower, upper, offsets, centres, counts, n_l, n_r):
     """Sum over masses of the binned multinomial NLL of (1 - g) DSCB + g Gauss.
 
     params: (n_masses, 7) of mu, sigma_l, sigma_r, alpha_l, alpha_r, g, gauss_sigma.
     """
     total = 0.0
-    for i in nb.prange(params.shape[0]):
+    for i in prange(params.shape[0]):
         mu, sigma_l, sigma_r, alpha_l, alpha_r, g, gauss_sigma = params[i]
         dscb_norm = (1.0 - g) / dscb.dscb_integral(lower[i], upper[i], mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r)
         gauss_norm = g / dscb.gaussian_integral(lower[i], upper[i], mu, gauss_sigma)
@@ -157,7 +83,7 @@ def _peak_nll_all(params, lower, upper, offsets, centres, counts, n_l, n_r):
             x = centres[j]
             t = (x - mu) / gauss_sigma
             density = dscb_norm * math.exp(
-                dscb._dscb_log_unnormalised(x, mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r)
+                dscb.dscb_log_unnormalised(x, mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r)
             ) + gauss_norm * math.exp(-0.5 * t * t)
             if density <= 0.0:
                 mass_total = np.inf
@@ -205,62 +131,6 @@ class PeakSplineFit:
         return float(self._error(mass, peak_width_derivatives(values, n_l, n_r))[0])
 
 
-CORE_PROBABILITY = math.erf(1.0 / math.sqrt(2.0))  # of a Gaussian within +-1 sigma
-
-
-def peak_width(values: dict, n_l: float = 10.0, n_r: float = 10.0):
-    """Resolution of a peak: half the width of its central 68.27 % interval (the sigma of a
-    Gaussian), the peak normalised within +-20 of its widths.
-
-    Unlike the DSCB sigma or the RMS of the cores, it hardly depends on which of several
-    near-equivalent parameter sets describes the peak, and it is the estimator
-    :func:`bumphunt.shapes.core_width` applies to candidates. Values may be arrays.
-    """
-    arrays = {name: np.atleast_1d(np.asarray(value, dtype=np.float64)) for name, value in values.items()}
-    size = max(len(a) for a in arrays.values())
-    widths = np.array(
-        [_central_half_width({name: float(a[i] if len(a) > 1 else a[0]) for name, a in arrays.items()}, n_l, n_r)
-         for i in range(size)]
-    )  # fmt: skip
-    return widths if np.ndim(next(iter(values.values()))) else float(widths[0])
-
-
-def _central_half_width(values: dict, n_l: float, n_r: float) -> float:
-    from scipy.optimize import brentq
-
-    sigma_l = values["sigma"] if "sigma" in values else values["sigma_l"]
-    sigma_r = values["sigma"] if "sigma" in values else values["sigma_r"]
-    alpha_l, alpha_r = values["alpha_l"], values["alpha_r"]
-    g = values.get("gauss_fraction", 0.0)
-    gauss_sigma = values.get("gauss_ratio", 1.0) * 0.5 * (sigma_l + sigma_r)
-    reach = 20.0 * max(sigma_l, sigma_r, gauss_sigma)
-    dscb_total = dscb.dscb_integral(-reach, reach, 0.0, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r)
-    gauss_total = dscb.gaussian_integral(-reach, reach, 0.0, gauss_sigma)
-
-    def cdf(x):
-        peak = dscb.dscb_integral(-reach, x, 0.0, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r) / dscb_total
-        return (1.0 - g) * peak + g * dscb.gaussian_integral(-reach, x, 0.0, gauss_sigma) / gauss_total
-
-    tail = 0.5 * (1.0 - CORE_PROBABILITY)
-    low = brentq(lambda x: cdf(x) - tail, -reach, reach, xtol=1e-14 * reach)
-    high = brentq(lambda x: cdf(x) - (1.0 - tail), -reach, reach, xtol=1e-14 * reach)
-    return 0.5 * (high - low)
-
-
-def peak_width_derivatives(values: dict, n_l: float = 10.0, n_r: float = 10.0) -> dict:
-    """Derivatives of :func:`peak_width` by each parameter (central differences)."""
-    derivatives = {}
-    for name, value in values.items():
-        if name == "mu":
-            derivatives[name] = 0.0
-            continue
-        step = 1e-4 * abs(value) if value else 1e-6
-        up, down = dict(values), dict(values)
-        up[name], down[name] = value + step, value - step
-        derivatives[name] = (peak_width(up, n_l, n_r) - peak_width(down, n_l, n_r)) / (2.0 * step)
-    return derivatives
-
-
 def fit_peak_splines(
     data: PeakData,
     starts: dict,
@@ -292,8 +162,6 @@ def fit_peak_splines(
         Name -> coefficients (spline scale) of an earlier fit with the same knots to start
         from instead of ``starts``.
     """
-    from iminuit import Minuit
-
     names = tuple(name for name in TRANSFORMS if name in starts)
     if knots is None:
         knots = knot_vector(float(data.masses.min()), float(data.masses.max()), n_basis)
@@ -338,9 +206,7 @@ def fit_peak_splines(
         # a parameter the data leave free (the width ratio of a Gaussian of zero fraction)
         # stays finite: a constraint far wider than anything the data determine
         smoothness += 0.5 * float(np.sum(((theta - start) / PRIOR_WIDTH) ** 2))
-        nll = _peak_nll_all(
-            parameters(theta), data.lower, data.upper, data.offsets, data.centres, data.counts, n_l, n_r
-        )
+        nll = peak_nll_all(parameters(theta), data.lower, data.upper, data.offsets, data.centres, data.counts, n_l, n_r)
         return nll + smoothness
 
     minuit = Minuit(cost, start)

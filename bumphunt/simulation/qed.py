@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .constants import ALPHA_EM, GEV2_TO_PB
-from .kinematics import Beams, boost, massless_four_vectors, minkowski_dot, unit_vectors
+from ..constants import ALPHA_EM, GEV2_TO_PB
+from ..kinematics import Beams, boost, massless_four_vectors, minkowski_dot, unit_vectors
 
 
 def me2_eeggg(p_minus: np.ndarray, p_plus: np.ndarray, photons: np.ndarray, alpha: float = ALPHA_EM) -> np.ndarray:

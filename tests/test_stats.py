@@ -5,7 +5,8 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy import integrate, stats
 
-from bumphunt.hypothesis import (
+from bumphunt.models import SignalShape
+from bumphunt.stats import (
     BANDS,
     HypothesisLikelihood,
     chebyshev_means,
@@ -13,7 +14,6 @@ from bumphunt.hypothesis import (
     evaluate_hypothesis,
     hypothesis_data,
 )
-from bumphunt.shapes import SignalShape
 
 SHAPE = SignalShape(3.0, 0.013, 0.013, 1.5, 10.0, 1.5, 10.0, 0.95, 0.1, 3.0 - 20 * 0.013, 3.0 + 20 * 0.013)
 
@@ -63,6 +63,7 @@ def toys():
     return {n_sig: [evaluate_hypothesis(_toy(rng, 5000, n_sig)) for _ in range(400)] for n_sig in (0, 400)}
 
 
+@pytest.mark.slow
 def test_injected_signal_is_recovered_without_bias():
     rng = np.random.default_rng(99)
     pulls = []
@@ -75,6 +76,7 @@ def test_injected_signal_is_recovered_without_bias():
     assert 0.9 < np.std(pulls) < 1.1
 
 
+@pytest.mark.slow
 def test_discovery_significance_follows_the_asymptotic_distribution(toys):
     z = np.array([r.z_local for r in toys[0]])
     # q0 ~ 1/2 delta(0) + 1/2 chi2(1): P(Z > 1.645) = 5 %, P(Z = 0) = 50 %
@@ -83,6 +85,7 @@ def test_discovery_significance_follows_the_asymptotic_distribution(toys):
     assert stats.kstest(z[z > 0] ** 2, stats.chi2(1).cdf).pvalue > 0.01
 
 
+@pytest.mark.slow
 def test_upper_limits_cover_and_expected_bands_describe_background_toys(toys):
     covered = np.mean([r.upper_limit >= 400 for r in toys[400]])
     assert covered >= 0.95  # CLs over-covers

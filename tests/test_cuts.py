@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from bumphunt.cuts import branches_used, evaluate_cut
 from bumphunt.errors import ConfigError
-from bumphunt.selection import branches_used, evaluate_cut
 
 BRANCHES = {
     "fit_status": np.array([0, 0, 1, 0]),

@@ -1,0 +1,1 @@
+"""Cross-checks against other tools (RooFit/RooStats), apart from the product; optional dependencies."""

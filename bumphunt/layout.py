@@ -1,0 +1,137 @@
+"""Where an analysis keeps its files: every folder and file name of the stages, in one place.
+
+An analysis writes below its ``output_dir`` one folder per stage::
+
+    <output_dir>/
+      simulation/<sample>.root      simulated events (bumphunt.ntuple format)
+      kinfit/<sample>.root          the same events with the kinematic-fit branches
+      select/                       the selection stage (Punzi-net)
+      shapes/signal_shapes.json     the interpolated signal model, with its plots
+      scan/results.csv, results.json, points/m<mass>.json, plots
+      exclusion/  count/  report/   stages to come
+
+Stages find each other's files only through :class:`OutputLayout`; a stage whose output is
+redirected (``--output``) gets a layout with that folder (:meth:`OutputLayout.with_stage_dir`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+from .ntuple import SAMPLES
+
+#: The stages' folders, in the order of the chain.
+STAGE_DIRS = ("simulation", "kinfit", "select", "shapes", "scan", "exclusion", "count", "report")
+
+
+@dataclass(frozen=True)
+class OutputLayout:
+    """The folders and files of one analysis below ``root``.
+
+    Parameters
+    ----------
+    root : path
+        The analysis' ``output_dir``.
+    stage_dirs : mapping, optional
+        Stage name -> folder, for stages written somewhere else than ``root/<stage>``.
+    """
+
+    root: Path
+    stage_dirs: Mapping[str, Path] = field(default_factory=dict)
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+        unknown = set(self.stage_dirs) - set(STAGE_DIRS)
+        if unknown:
+            raise ValueError(f"unknown stage {sorted(unknown)[0]!r}; choose from {', '.join(STAGE_DIRS)}")
+        object.__setattr__(self, "stage_dirs", MappingProxyType({k: Path(v) for k, v in self.stage_dirs.items()}))
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> OutputLayout:
+        """The layout of the analysis described by a configuration (its ``output_dir``)."""
+        return cls(Path(config["output_dir"]))
+
+    def with_stage_dir(self, stage: str, directory: str | Path | None) -> OutputLayout:
+        """The same layout with ``stage`` written to ``directory`` (unchanged when None)."""
+        if directory is None:
+            return self
+        return OutputLayout(self.root, {**self.stage_dirs, stage: Path(directory)})
+
+    def stage_dir(self, stage: str) -> Path:
+        """The folder of a stage."""
+        if stage not in STAGE_DIRS:
+            raise ValueError(f"unknown stage {stage!r}; choose from {', '.join(STAGE_DIRS)}")
+        return self.stage_dirs.get(stage, self.root / stage)
+
+    def ntuple(self, stage: str, sample: str) -> Path:
+        """The ntuple of ``sample`` written by ``stage`` (``simulation``, ``kinfit``, ``select``)."""
+        return self.stage_dir(stage) / f"{sample}.root"
+
+    def existing_ntuples(self, stage: str, samples: Iterable[str] = SAMPLES) -> list[Path]:
+        """The ntuples of ``samples`` that ``stage`` has written, in the order given."""
+        return [path for path in (self.ntuple(stage, sample) for sample in samples) if path.is_file()]
+
+    @property
+    def simulation_dir(self) -> Path:
+        return self.stage_dir("simulation")
+
+    @property
+    def kinfit_dir(self) -> Path:
+        return self.stage_dir("kinfit")
+
+    @property
+    def shapes_dir(self) -> Path:
+        return self.stage_dir("shapes")
+
+    @property
+    def shapes_file(self) -> Path:
+        """The signal model the shape stage writes and the scan reads."""
+        return self.shapes_dir / "signal_shapes.json"
+
+    @property
+    def shape_parameters_plot(self) -> Path:
+        return self.shapes_dir / "shape_parameters.png"
+
+    @property
+    def shape_fits_plot(self) -> Path:
+        return self.shapes_dir / "shape_fits.pdf"
+
+    @property
+    def scan_dir(self) -> Path:
+        return self.stage_dir("scan")
+
+    @property
+    def scan_table_csv(self) -> Path:
+        return self.scan_dir / "results.csv"
+
+    @property
+    def scan_table_json(self) -> Path:
+        return self.scan_dir / "results.json"
+
+    @property
+    def scan_points_dir(self) -> Path:
+        """One file per finished mass point: what an interrupted scan resumes from."""
+        return self.scan_dir / "points"
+
+    def scan_plot(self, name: str) -> Path:
+        """A figure of the scan: ``upper_limits``, ``local_significance``, ``best_fit``."""
+        return self.scan_dir / f"{name}.png"
+
+    @property
+    def exclusion_dir(self) -> Path:
+        return self.stage_dir("exclusion")
+
+    @property
+    def count_dir(self) -> Path:
+        return self.stage_dir("count")
+
+    @property
+    def select_dir(self) -> Path:
+        return self.stage_dir("select")
+
+    @property
+    def report_dir(self) -> Path:
+        return self.stage_dir("report")

@@ -1,0 +1,175 @@
+"""Fan-out of the mass points: tasks of a few consecutive masses, run in process, on local
+processes or on a Dask cluster, and the per-point files an interrupted scan resumes from."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .. import stats
+from .._io import atomic_write_text
+from .._parallel import ordered_map
+from .._version import __version__
+from ..models.signal import ShapeModel, SignalShape
+from .data import Spectrum
+
+#: Columns of a scan row computed at the mass point (the table adds the conversion columns).
+POINT_COLUMNS = (
+    "mass", "n_sig", "n_sig_err", "p0_local", "z_local", "ul_obs", "ul_exp_m2", "ul_exp_m1", "ul_exp",
+    "ul_exp_p1", "ul_exp_p2", "fit_status", "n_events", "q0",
+)  # fmt: skip
+#: Yield-like columns: in units of events, rescaled for weighted histograms.
+_EVENT_COLUMNS = (
+    "n_events", "n_sig", "n_sig_err", "ul_obs", "ul_exp_m2", "ul_exp_m1", "ul_exp", "ul_exp_p1", "ul_exp_p2",
+)  # fmt: skip
+MIN_EVENTS_IN_WINDOW = 10
+POINTS_PER_TASK = 16
+_BINS = 2000  # binned likelihood: bins of window / 2000 = sigma / 50 at +-20 sigma
+
+
+@lru_cache(maxsize=4)
+def load_model(path: str) -> ShapeModel:
+    """The signal model at ``path``, read once per process."""
+    return ShapeModel.load(path)
+
+
+@dataclass(frozen=True)
+class ScanTask:
+    """A few consecutive mass points with the part of the spectrum their windows need."""
+
+    masses: tuple[float, ...]
+    spectrum: Spectrum
+    model: ShapeModel | str  # a model, or the path of its file (loaded once per worker)
+    settings: dict
+    discovery_only: bool = False
+
+
+def window_shape(model: ShapeModel, mass: float, settings: dict) -> SignalShape:
+    """Signal shape at ``mass`` in its fit window: +-window_sigmas resolutions, cut below at
+    ``window_floor``, where the diphoton spectrum turns on and no polynomial follows it."""
+    shape = model.shape(mass, window_sigmas=settings["window_sigmas"])
+    if shape.lower < settings["window_floor"]:
+        shape = shape.with_window(settings["window_floor"], shape.upper)
+    return shape
+
+
+def _snap_to_bins(shape: SignalShape, edges: np.ndarray) -> SignalShape | None:
+    """The window widened to whole bins of a histogram, clipped to its range (None outside it)."""
+    low = edges[max(np.searchsorted(edges, shape.lower, side="right") - 1, 0)]
+    high = edges[min(np.searchsorted(edges, shape.upper, side="left"), len(edges) - 1)]
+    return shape.with_window(float(low), float(high)) if high > low else None
+
+
+def failed_row(status: str) -> dict:
+    """A row whose numbers are NaN, with the reason in ``fit_status``."""
+    nan = math.nan
+    return {column: nan for column in POINT_COLUMNS if column not in ("mass", "n_events")} | {"fit_status": status}
+
+
+def evaluate_point(spectrum: Spectrum, model: ShapeModel, mass: float, settings: dict, *, discovery_only=False) -> dict:
+    """Fit, significance and (unless ``discovery_only``) limits at one mass hypothesis."""
+    shape = window_shape(model, mass, settings)
+    if spectrum.binned:
+        shape = _snap_to_bins(shape, spectrum.edges)
+        part = spectrum.window(shape.lower, shape.upper) if shape is not None else Spectrum(np.array([]))
+    else:
+        part = spectrum.window(shape.lower, shape.upper)
+    row = {"mass": mass, "n_events": part.n_events}
+    if len(part) == 0 or part.n_events < MIN_EVENTS_IN_WINDOW:
+        return row | failed_row(f"empty window ({part.n_events:.0f} candidates)")
+    order = settings["background_order"]
+    scale = 1.0
+    if part.binned:
+        weights = part.weights
+        if part.variances is not None:
+            # scaled Poisson (Bohm & Zech, NIM A 748 (2014) 1): counts in units of effective events
+            scale = float(weights.sum() / part.variances.sum()) if part.variances.sum() > 0 else 1.0
+            weights = weights * scale
+        data = stats.hypothesis_data(part.x, shape, order=order, weights=weights, mass=mass)
+    else:
+        bins = _BINS if len(part) > settings["binned_above"] else None
+        data = stats.hypothesis_data(part.x, shape, order=order, bins=bins, mass=mass)
+    if discovery_only:
+        result = stats.fit_discovery(data)
+    else:
+        result = stats.evaluate_hypothesis(data, confidence_level=settings["confidence_level"]).to_dict()
+    row.update(result)
+    if scale != 1.0:
+        row.update({key: row[key] / scale for key in _EVENT_COLUMNS if key in row})
+    row["mass"] = mass
+    return row
+
+
+def run_task(task: ScanTask) -> list[dict]:
+    """Evaluate the mass points of a task (in a worker process or on a Dask worker)."""
+    model = load_model(task.model) if isinstance(task.model, str) else task.model
+    return [
+        evaluate_point(task.spectrum, model, mass, task.settings, discovery_only=task.discovery_only)
+        for mass in task.masses
+    ]
+
+
+def make_tasks(masses, spectrum: Spectrum, model: ShapeModel, model_ref, settings: dict, *, discovery_only=False):
+    """Tasks of :data:`POINTS_PER_TASK` consecutive masses, each with the spectrum from the
+    first window's lower edge to the last window's upper edge."""
+    tasks = []
+    for start in range(0, len(masses), POINTS_PER_TASK):
+        group = tuple(float(m) for m in masses[start : start + POINTS_PER_TASK])
+        first, last = window_shape(model, group[0], settings), window_shape(model, group[-1], settings)
+        lower, upper = first.lower, last.upper
+        if spectrum.binned:  # whole bins on both sides
+            lower, upper = lower - np.diff(spectrum.edges).max(), upper + np.diff(spectrum.edges).max()
+        tasks.append(ScanTask(group, spectrum.window(lower, upper), model_ref, settings, discovery_only))
+    return tasks
+
+
+def run_tasks(tasks, pool, advance) -> Iterator[list[dict]]:
+    """The rows of each task, in order, as the tasks finish."""
+    for rows in ordered_map(pool, run_task, tasks, max_in_flight=8):
+        advance(len(rows))
+        yield rows
+
+
+def fingerprint(*parts) -> str:
+    """A short hash of the inputs of a scan: finished points are reused only when it matches."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part if isinstance(part, bytes) else json.dumps(part, sort_keys=True).encode())
+    return digest.hexdigest()[:16]
+
+
+def code_identity() -> tuple[bytes, ...]:
+    """The version and the source of the statistics and the per-point code: a changed fit
+    invalidates old points."""
+    sources = [Path(module.__file__) for module in (stats.likelihood, stats.hypotest, stats.asymptotic)]
+    return (__version__.encode(), *(path.read_bytes() for path in sources), Path(__file__).read_bytes())
+
+
+def point_key(mass: float) -> str:
+    return f"m{mass:.7f}"
+
+
+def finished_points(points_dir: Path, fingerprint: str) -> dict:
+    """The rows of the mass points finished with this fingerprint, by :func:`point_key`."""
+    done = {}
+    for path in points_dir.glob("m*.json"):
+        try:
+            content = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if content.get("fingerprint") == fingerprint:
+            done[path.stem] = content["row"]
+    return done
+
+
+def save_point(points_dir: Path, fingerprint: str, row: dict) -> None:
+    """Write one finished mass point, atomically."""
+    text = json.dumps({"fingerprint": fingerprint, "row": row})
+    atomic_write_text(points_dir / f"{point_key(row['mass'])}.json", text)

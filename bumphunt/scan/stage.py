@@ -1,0 +1,266 @@
+"""The bump hunt: fits at every mass hypothesis of the diphoton spectrum, limits, significance.
+
+For each mass m of the scan grid (``scan.start`` to ``scan.stop`` in steps of
+``scan.step_sigmas`` x sigma(m), with windows of +-``scan.veto_sigmas`` sigma(m) around the
+pi0, eta and eta' masses vetoed) the candidates in m +- ``scan.window_sigmas`` sigma(m) are
+fitted with the interpolated signal shape plus a Chebyshev background
+(:mod:`bumphunt.stats`), giving the signal yield, the local significance and the asymptotic
+CLs upper limits. The global significance of the largest excess follows Gross and Vitells
+(EPJC 70 (2010) 525), with the mean number of upcrossings counted on background-only
+pseudo-experiments.
+
+Each mass point is written to its own file as soon as it is done, so an interrupted scan
+resumes where it stopped; mass points run in parallel over local processes, or on a Dask
+cluster given its scheduler address, with identical results.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import stats
+from .._parallel import executor
+from .._progress import progress_bar
+from ..config import load_config
+from ..coupling import prompt_exclusion
+from ..errors import BumphuntError
+from ..layout import OutputLayout
+from ..models.signal import ShapeModel
+from ..plotting import plot_brazil, plot_hypothesis_fit, plot_local_significance, save_figure
+from ..stats.lookelsewhere import GlobalSignificance, global_significance, upcrossings
+from .data import Spectrum, candidates, pseudo_data, spectrum_from
+from .grid import scan_grid
+from .results import ScanResult, write_table
+from .runner import (
+    code_identity,
+    fingerprint,
+    finished_points,
+    load_model,
+    make_tasks,
+    point_key,
+    run_tasks,
+    save_point,
+    window_shape,
+)
+
+#: The settings of the ``scan`` section that change the numbers of a mass point.
+POINT_SETTINGS = ("window_sigmas", "window_floor", "background_order", "confidence_level", "binned_above")
+
+
+@dataclass(frozen=True)
+class ScanSummary:
+    """What :func:`run_scan` computed and wrote."""
+
+    result: ScanResult
+    table_csv: Path
+    table_json: Path
+    plots: list[Path]
+    seconds: float
+
+    @property
+    def resumed_points(self) -> int:
+        return self.result.resumed_points
+
+
+def _selection_of(model: ShapeModel) -> tuple[str, str]:
+    """The selection and the mass variable the signal model was fitted with."""
+    return model.settings.get("selection", ""), model.settings["mass_variable"]
+
+
+def _evaluate_points(masses, spectrum, model, model_ref, settings, pool, advance, *, done=None, on_row=None,
+                     discovery_only=False) -> dict:  # fmt: skip
+    """Rows of the mass points not yet in ``done``, keyed by :func:`point_key`."""
+    done = {} if done is None else done
+    todo = [m for m in masses if point_key(m) not in done]
+    tasks = make_tasks(todo, spectrum, model, model_ref, settings, discovery_only=discovery_only)
+    for rows in run_tasks(tasks, pool, advance):
+        for row in rows:
+            if on_row is not None:
+                on_row(row)
+            done[point_key(row["mass"])] = row
+    return done
+
+
+def _with_conversion(row: dict, model: ShapeModel, luminosity: float | None, sqrt_s: float | None) -> dict:
+    efficiency = float(model.efficiency(row["mass"]))
+    if luminosity is None or sqrt_s is None:
+        return {**row, "efficiency": efficiency, "xsec_ul_pb": np.nan, "g_ul_gev": np.nan}
+    return {**row, **prompt_exclusion(row["mass"], row["ul_obs"], efficiency, luminosity, sqrt_s)}
+
+
+def run_scan(
+    config: dict,
+    *,
+    output_dir=None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: bool = True,
+    resume: bool = True,
+) -> ScanSummary:
+    """The scan stage of an analysis: fit, limits and significance at every mass hypothesis.
+
+    Parameters
+    ----------
+    config : dict
+        Validated configuration (``scan`` section, luminosity).
+    output_dir : path, optional
+        Default ``<output_dir>/scan``: ``results.csv``, ``results.json``, the plots, and
+        ``points/`` with one file per mass point (what a resumed scan reuses).
+    workers : int, optional
+        Local worker processes (default ``scan.workers``; 0 = one per core).
+    scheduler : str, optional
+        Address of a Dask scheduler (``tcp://host:8786``); overrides ``workers``.
+    resume : bool
+        Reuse finished mass points of an interrupted scan with the same inputs.
+    """
+    started = time.perf_counter()
+    settings = config["scan"]
+    layout = OutputLayout.from_config(config).with_stage_dir("scan", output_dir)
+    model_path = Path(settings["shapes"] or layout.shapes_file).resolve()
+    model = load_model(str(model_path))
+    selection, mass_variable = _selection_of(model)
+    if settings["data"] == "pseudo":
+        inject = settings["inject"]
+        x = pseudo_data(layout, selection, mass_variable, seed=config["seed"], inject_mass=inject["mass"],
+                        inject_events=inject["events"])  # fmt: skip
+    else:
+        x = np.sort(candidates(settings["data"], selection, mass_variable))
+    if len(x) == 0:
+        raise BumphuntError("the scan data hold no candidates (check the data file and the selection)")
+    spectrum = Spectrum(x)
+    masses, vetoed = scan_grid(
+        model, settings["start"], settings["stop"], settings["step_sigmas"], settings["veto_sigmas"],
+        settings["step_gev"],
+    )  # fmt: skip
+    point_settings = {k: settings[k] for k in POINT_SETTINGS}
+    key = fingerprint(point_settings, model_path.read_bytes(), x.tobytes(), *code_identity())
+    points_dir = layout.scan_points_dir
+    points_dir.mkdir(parents=True, exist_ok=True)
+    done = finished_points(points_dir, key) if resume else {}
+    resumed = sum(point_key(m) in done for m in masses)
+    workers = settings["workers"] if workers is None else workers
+    workers = workers or os.cpu_count() or 1
+    run = dict(workers=workers, scheduler=scheduler, progress=progress)
+    with progress_bar(progress) as bar, executor(workers, scheduler) as pool:
+        advance = bar.add("scan mass points", len(masses) - resumed)
+        _evaluate_points(masses, spectrum, model, str(model_path), point_settings, pool, advance, done=done,
+                         on_row=lambda row: save_point(points_dir, key, row))  # fmt: skip
+    rows = [_with_conversion(done[point_key(m)], model, config["luminosity"], model.settings.get("sqrt_s"))
+            for m in masses]  # fmt: skip
+
+    def toy_spectrum(toy: int) -> Spectrum:
+        return Spectrum(pseudo_data(layout, selection, mass_variable, seed=config["seed"] + 1000 + toy))
+
+    significance = _look_elsewhere(rows, model, str(model_path), point_settings, settings, toy_spectrum, run)
+    result = ScanResult.from_rows(
+        rows, global_significance=significance, vetoed=vetoed, settings=settings, fingerprint=key,
+        resumed_points=resumed,
+    )  # fmt: skip
+    table_csv, table_json = write_table(result, layout.scan_dir)
+    plots = []
+    if settings["plots"]:
+        plots = [
+            save_figure(plot_brazil(result), layout.scan_plot("upper_limits")),
+            save_figure(plot_local_significance(result), layout.scan_plot("local_significance")),
+        ]
+        if np.isfinite(significance.mass):
+            best_fit = _best_fit_axes(spectrum, model, significance, point_settings)
+            plots.append(save_figure(best_fit, layout.scan_plot("best_fit")))
+    return ScanSummary(result, table_csv, table_json, plots, time.perf_counter() - started)
+
+
+def _look_elsewhere(rows, model, model_ref, point_settings, settings, toy_spectrum, run) -> GlobalSignificance:
+    """Global significance of the largest local excess, with the upcrossings of
+    ``settings["global_level"]`` counted on ``settings["global_toys"]`` background-only
+    pseudo-experiments (on the scan itself without toys)."""
+    z = np.array([r["z_local"] for r in rows], dtype=float)
+    masses = np.array([r["mass"] for r in rows], dtype=float)
+    level = settings["global_level"]
+    if not np.any(np.isfinite(z)) or settings["global_toys"] <= 0 or toy_spectrum is None:
+        return global_significance(z, masses, level, [upcrossings(z, level)])
+    counts = []
+    with progress_bar(run["progress"]) as bar, executor(run["workers"], run["scheduler"]) as pool:
+        advance = bar.add("look-elsewhere toys", settings["global_toys"] * len(masses))
+        for toy in range(settings["global_toys"]):
+            toy_rows = _evaluate_points(masses, toy_spectrum(toy), model, model_ref, point_settings, pool, advance,
+                                        discovery_only=True)  # fmt: skip
+            counts.append(upcrossings(np.array([toy_rows[point_key(m)]["z_local"] for m in masses]), level))
+    return global_significance(z, masses, level, counts)
+
+
+def _best_fit_axes(spectrum: Spectrum, model: ShapeModel, significance: GlobalSignificance, settings: dict):
+    """The fit at the mass of the largest local excess, drawn."""
+    mass = significance.mass
+    shape = window_shape(model, mass, settings)
+    data = stats.hypothesis_data(spectrum.x, shape, order=settings["background_order"], mass=mass,
+                                 weights=spectrum.weights)  # fmt: skip
+    fit = stats.HypothesisLikelihood(data).fit()
+    title = f"m = {mass:.4f} GeV: $Z_{{local}}$ = {significance.z_local_max:.2f}"
+    return plot_hypothesis_fit(data, fit, title=title)
+
+
+def scan_spectrum(
+    data,
+    shapes: ShapeModel | str | Path,
+    *,
+    start: float,
+    stop: float,
+    luminosity: float | None = None,
+    workers: int = 1,
+    progress: bool = False,
+    **settings,
+) -> ScanResult:
+    """Scan a spectrum of one's own: no configuration file needed.
+
+    Parameters
+    ----------
+    data : array, path or hist.Hist
+        Candidate masses (GeV), a ROOT ntuple (the signal model's mass variable and
+        selection are applied), or a one-dimensional histogram of the mass (fitted binned;
+        weighted histograms through the scaled-Poisson approximation).
+    shapes : ShapeModel or path
+        The signal model (``signal_shapes.json`` of the shape stage).
+    start, stop : float
+        The mass range (GeV).
+    luminosity : float, optional
+        Integrated luminosity (pb^-1): adds the cross-section and coupling limits.
+    workers : int
+        Local worker processes.
+    **settings
+        Any other key of the ``scan`` configuration section (``step_sigmas``,
+        ``window_sigmas``, ``background_order``, ``global_toys`` is ignored: without
+        background samples the look-elsewhere effect is estimated on the scan itself).
+        Defaults are those of the bundled analysis.
+
+    Returns
+    -------
+    ScanResult
+    """
+    defaults = load_config()["scan"]
+    unknown = sorted(set(settings) - set(defaults))
+    if unknown:
+        raise BumphuntError(f"unknown scan setting {unknown[0]!r}; choose from {', '.join(sorted(defaults))}")
+    settings = {**defaults, **settings, "start": start, "stop": stop}
+    if not start < stop:
+        raise BumphuntError(f"the scan range needs start < stop, got {start} and {stop}")
+    model = shapes if isinstance(shapes, ShapeModel) else load_model(str(Path(shapes).resolve()))
+    selection, mass_variable = _selection_of(model)
+    spectrum = spectrum_from(data, selection=selection, mass_variable=mass_variable)
+    if spectrum.n_events == 0:
+        raise BumphuntError("the data hold no candidates")
+    masses, vetoed = scan_grid(
+        model, start, stop, settings["step_sigmas"], settings["veto_sigmas"], settings["step_gev"]
+    )
+    point_settings = {k: settings[k] for k in POINT_SETTINGS}
+    run = dict(workers=workers, scheduler=None, progress=progress)
+    with progress_bar(progress) as bar, executor(workers) as pool:
+        advance = bar.add("scan mass points", len(masses))
+        done = _evaluate_points(masses, spectrum, model, model, point_settings, pool, advance)
+    rows = [_with_conversion(done[point_key(m)], model, luminosity, model.settings.get("sqrt_s")) for m in masses]
+    significance = _look_elsewhere(rows, model, model, point_settings, settings, None, run)
+    return ScanResult.from_rows(rows, global_significance=significance, vetoed=vetoed, settings=settings)

@@ -1,0 +1,162 @@
+"""The signal-shape stage: read the signal ntuple, fit every generated mass, interpolate, save.
+
+Reads the ALP ntuple after the kinematic fit, writes ``signal_shapes.json`` (the
+:class:`~bumphunt.models.ShapeModel` the scan loads) and its plots, at the places
+:class:`~bumphunt.layout.OutputLayout` names.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .._progress import progress_bar
+from ..cuts import branches_used, evaluate_cut
+from ..errors import NtupleError
+from ..kinematics import Beams
+from ..layout import OutputLayout
+from ..models.signal import MassFit, ShapeModel
+from ..ntuple import iterate_ntuple, read_metadata, truth_matched_pairs
+from ..plotting import plot_shape_fits, plot_shape_parameters, save_figure
+from .engines import PEAK_PARAMETERS
+from .interpolation import build_shape_model, held_out_masses
+from .massfit import fit_mass, measure_endpoint_edge
+from .validation import add_goodness_of_fit
+
+
+@dataclass(frozen=True)
+class ShapesSummary:
+    """What :func:`run_shapes` produced."""
+
+    model: ShapeModel
+    path: Path
+    plots: list[Path]
+    seconds: float
+
+
+def signal_candidates(path, mass_variable: str, selection: str = "", step_size: int = 500_000):
+    """Diphoton candidates of a signal ntuple, grouped by generated mass.
+
+    Returns
+    -------
+    dict mass -> (candidates (n, 3), truth-matched (n, 3)), and dict mass -> generated events.
+    """
+    metadata = read_metadata(path)
+    if "masses" not in metadata:
+        raise NtupleError(f"{path}: metadata lacks the generated masses (not an ALP signal ntuple?)")
+    generated = {round(float(m["mass"]), 9): int(m["n_generated"]) for m in metadata["masses"]}
+    needed = sorted({"gen_mass", "photon_origin", mass_variable} | branches_used(selection))
+    pieces: dict[float, list] = {}
+    for chunk in iterate_ntuple(path, needed, step_size=step_size):
+        keep = evaluate_cut(selection, chunk, len(chunk["gen_mass"]))
+        masses = np.round(chunk["gen_mass"][keep], 9)
+        candidates = chunk[mass_variable][keep]
+        matched = truth_matched_pairs(chunk["photon_origin"][keep])
+        order = np.argsort(masses, kind="stable")
+        masses, candidates, matched = masses[order], candidates[order], matched[order]
+        starts = np.flatnonzero(np.r_[True, masses[1:] != masses[:-1]])
+        for start, stop in zip(starts, np.r_[starts[1:], len(masses)]):
+            pieces.setdefault(float(masses[start]), []).append((candidates[start:stop], matched[start:stop]))
+    grouped = {
+        mass: (np.concatenate([c for c, _ in parts]), np.concatenate([t for _, t in parts]))
+        for mass, parts in sorted(pieces.items())
+    }
+    return grouped, generated
+
+
+def _peak_values(fit: MassFit) -> dict:
+    return {name: fit.values[name] for name in PEAK_PARAMETERS if name in fit.values}
+
+
+def _fit_or_flag(mass, grouped, generated, options, peak_starts) -> MassFit:
+    if mass not in grouped:
+        return MassFit(float(mass), "no events pass the selection", generated[mass])
+    candidates, matched = grouped[mass]
+    return fit_mass(mass, candidates, matched, generated[mass], peak_starts=peak_starts, **options)
+
+
+def run_shapes(config: dict, input_path=None, output_dir=None, *, progress: bool = True) -> ShapesSummary:
+    """The signal-shape stage: fit every generated mass, interpolate, validate, save.
+
+    Parameters
+    ----------
+    config : dict
+        Validated configuration (its ``shapes`` section).
+    input_path : path, optional
+        Signal ntuple with the kinematic fit; default ``<output_dir>/kinfit/alp.root``.
+    output_dir : path, optional
+        Default ``<output_dir>/shapes``; receives ``signal_shapes.json`` and the plots.
+    """
+    started = time.perf_counter()
+    settings = config["shapes"]
+    layout = OutputLayout.from_config(config).with_stage_dir("shapes", output_dir)
+    input_path = Path(input_path) if input_path else layout.ntuple("kinfit", "alp")
+    grouped, generated = signal_candidates(input_path, settings["mass_variable"], settings["selection"])
+    masses = np.array(sorted(generated))
+    sqrt_s = Beams.from_config(config).sqrt_s
+    edge = measure_endpoint_edge(grouped, sqrt_s, settings["window_sigmas"])
+    options = dict(
+        peak=settings["peak"],
+        n_l=settings["n_left"],
+        n_r=settings["n_right"],
+        second_gaussian=settings["second_gaussian"],
+        window_sigmas=settings["window_sigmas"],
+        sqrt_s=sqrt_s,
+        edge_shift=edge["shift"],
+        edge_width=edge["width"],
+        engine=settings["engine"],
+    )
+    with progress_bar(progress) as bar:
+        # pass 1: each mass starts from its lower neighbour, which keeps near-degenerate
+        # parameters on one solution along the grid
+        advance = bar.add("fit signal shapes", len(masses))
+        fits, previous = [], None
+        for mass in masses:
+            fits.append(_fit_or_flag(mass, grouped, generated, options, [previous] if previous else []))
+            if fits[-1].ok:
+                previous = _peak_values(fits[-1])
+            advance(1)
+    model_settings = {
+        "mass_variable": settings["mass_variable"],
+        "peak": settings["peak"],
+        "n_l": settings["n_left"],
+        "n_r": settings["n_right"],
+        "second_gaussian": settings["second_gaussian"],
+        "window_sigmas": settings["window_sigmas"],
+        "sqrt_s": sqrt_s,
+        "edge_shift": edge["shift"],
+        "edge_width": edge["width"],
+        "edge_measurement": edge,
+        "spline_basis": settings["spline_basis"],
+        "spline_penalty": settings["spline_penalty"],
+        "min_fit_pvalue": settings["min_fit_pvalue"],
+        "selection": settings["selection"],
+        "engine": settings["engine"],
+        "source": str(input_path.resolve()),
+    }
+    held_out = held_out_masses(masses, settings["n_held_out"])
+    truth = {mass: c[np.isfinite(c) & t] for mass, (c, t) in grouped.items()}
+    # the final interpolation reports what is worth a warning
+    model = build_shape_model(fits, held_out, model_settings, truth, report=False)
+    with progress_bar(progress) as bar:
+        # pass 2: every mass also starts from the interpolation; a fit stuck in a local
+        # minimum of pass 1 moves to the better one
+        advance = bar.add("refit from the interpolation", len(masses))
+        for i, fit in enumerate(fits):
+            if fit.ok:
+                start = {name: float(model.splines[name](fit.mass)) for name in _peak_values(fit) if name != "mu"}
+                refit = _fit_or_flag(fit.mass, grouped, generated, options, [start])
+                if refit.ok and refit.peak_nll < fit.peak_nll:
+                    fits[i] = refit
+            advance(1)
+    model = build_shape_model(fits, held_out, model_settings, truth, initial=model)
+    add_goodness_of_fit(model, {m: grouped[m][0][np.isfinite(grouped[m][0])] for m in model.held_out if m in grouped})
+    path = model.save(layout.shapes_file)
+    plots = []
+    if settings["plots"]:
+        plots.append(save_figure(plot_shape_parameters(model), layout.shape_parameters_plot, dpi=60))
+        plots.append(plot_shape_fits(model, grouped, layout.shape_fits_plot))
+    return ShapesSummary(model, path, plots, time.perf_counter() - started)
