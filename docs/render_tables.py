@@ -4,6 +4,7 @@ Usage: python docs/render_tables.py
 The tests check that the docs hold the current tables.
 """
 
+import sys
 from pathlib import Path
 
 from bumphunt.config import default_config_text, schema_table_markdown
@@ -11,11 +12,14 @@ from bumphunt.kinfit import KINFIT_BRANCHES
 from bumphunt.ntuple import branch_table_markdown
 
 DOCS = Path(__file__).parent
+sys.path.insert(0, str(DOCS.parent))
+from tests.bad_inputs import table_markdown as bad_input_table  # noqa: E402
 TABLES = [
     ("configuration.md", "keys", schema_table_markdown),
     ("configuration.md", "default-config", lambda: f"```yaml\n{default_config_text().rstrip()}\n```"),
     ("ntuple.md", "branches", branch_table_markdown),
     ("ntuple.md", "kinfit-branches", lambda: branch_table_markdown(KINFIT_BRANCHES)),
+    ("bad-input.md", "bad-inputs", bad_input_table),
 ]
 
 for name, marker, render in TABLES:
