@@ -5,7 +5,33 @@ from __future__ import annotations
 import json
 import math
 import os
+import tempfile
 from pathlib import Path
+
+from .errors import BumphuntError
+
+
+def writable_folder(folder: str | Path) -> Path:
+    """Create ``folder`` (with its parents) and check that a file can be written there.
+
+    Stages call it first thing, so a folder they cannot write stops them before any work.
+
+    Raises
+    ------
+    BumphuntError
+        Naming the folder and why (a file in the way, no permission, a read-only disk).
+    """
+    folder = Path(folder)
+    blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise BumphuntError(f"{folder}: cannot write output there ({blocker} is a file, not a folder)")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".bumphunt-write-check-"):
+            pass
+    except OSError as error:
+        raise BumphuntError(f"{folder}: cannot write output there ({error.strerror or error})") from None
+    return folder
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -1,14 +1,16 @@
 """The ``bumphunt`` command line: one sub-command per stage and ``run`` for the whole chain.
 
 A thin layer over the Python API: parse, load and validate the configuration, call the
-stage, print a summary. Errors the user can fix end the command with a one-line message
-and exit code 2; warnings of the stages (``logging``) are printed as ``warning: ...``.
+stage, print a summary. Errors the user can fix, click's usage errors among them, end the
+command with a one-line message and exit code 2; warnings of the stages (``logging``) are printed as ``warning: ...``.
 The stages are imported inside the commands, so that ``bumphunt --help`` answers at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 import sys
 
 import click
@@ -28,14 +30,106 @@ STAGES = {
 }
 
 
-class _Group(click.Group):
+class _InContext:
+    """Gives click's usage errors raised without a context (``--output`` without its value) the
+    command's context, so that the message points to the command's ``--help``."""
+
+    def parse_args(self, ctx, args):
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as error:
+            if error.ctx is None:
+                error.ctx = ctx
+            raise
+
+
+class _Command(_InContext, click.Command):
+    pass
+
+
+class _SubGroup(_InContext, click.Group):
+    command_class = _Command
+
+
+class _Group(_InContext, click.Group):
+    command_class = _Command
+    group_class = _SubGroup
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        with _usage_errors_on_one_line():
+            return super().make_context(info_name, args, parent, **extra)
+
     def invoke(self, ctx):
         _show_warnings()
         try:
-            return super().invoke(ctx)
+            with _usage_errors_on_one_line():
+                return super().invoke(ctx)
         except BumphuntError as error:
             click.echo(f"bumphunt: {error}", err=True)
             sys.exit(2)
+
+
+class _UsageLine(click.UsageError):
+    """A click usage error shown as one line, ``bumphunt: ...``, like every other error."""
+
+    def show(self, file=None):
+        click.echo(f"bumphunt: {self.message}", file=file, err=True)
+
+
+# click >= 8.2: no arguments print the help (kept as it is); unknown commands have their class
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+_NO_SUCH_COMMAND = getattr(click.exceptions, "NoSuchCommand", ())
+
+
+@contextlib.contextmanager
+def _usage_errors_on_one_line():
+    try:
+        yield
+    except click.UsageError as error:
+        if isinstance(error, _UsageLine) or isinstance(error, _NO_ARGS_IS_HELP):
+            raise
+        raise _UsageLine(_usage_message(error), error.ctx) from None
+
+
+def _usage_message(error: click.UsageError) -> str:
+    """What is wrong on the command line, and where to look: ``no such option: --bogus
+    (try 'bumphunt scan --help')``; a misspelling gets ``(did you mean --output?)`` instead."""
+    option = getattr(error, "option_name", None)
+    if isinstance(error, click.NoSuchOption):
+        what = f"no such option: {option}"
+    elif isinstance(error, _NO_SUCH_COMMAND):
+        what = f"no such command: {error.command_name}"
+    elif isinstance(error, click.MissingParameter) and error.param is not None:
+        what = f"missing {error.param.param_type_name}: {_param_name(error.param)}"
+    elif isinstance(error, click.BadParameter) and error.param is not None:
+        what = f"invalid value for {_param_name(error.param)}: {_clause(error.message)}"
+    else:
+        what = _clause(error.format_message())
+        if option:
+            what = what.replace(repr(option), option)
+        extra = re.fullmatch(r"got unexpected extra (argument|arguments) \((.*)\)", what)
+        if extra:
+            what = f"unexpected {extra[1]}: {extra[2]}"
+        command = re.fullmatch(r"no such command '(.*)'", what)  # click < 8.2
+        if command:
+            what = f"no such command: {command[1]}"
+    possibilities = sorted(getattr(error, "possibilities", None) or ())
+    if possibilities:
+        return f"{what} (did you mean {' or '.join(possibilities)}?)"
+    path = error.ctx.command_path if error.ctx is not None else "bumphunt"
+    return f"{what} (try '{path} --help')"
+
+
+def _param_name(param: click.Parameter) -> str:
+    if isinstance(param, click.Option):
+        return "/".join(param.opts)
+    return param.human_readable_name
+
+
+def _clause(text: str) -> str:
+    """A sentence of click's as a clause of ours: no final period, lower-case first word."""
+    text = " ".join(text.split()).rstrip(".")
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
 
 
 class _WarningHandler(logging.Handler):
@@ -56,12 +150,18 @@ def _show_warnings() -> None:
 def _parse_overrides(settings: tuple[str, ...]) -> dict:
     import yaml
 
+    from .config import load_yaml
+
     overrides = {}
     for setting in settings:
         key, sep, value = setting.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set takes KEY=VALUE (e.g. simulation.signal.events_per_mass=1000), got {setting!r}")
-        overrides[key.strip()] = yaml.safe_load(value)
+        try:
+            overrides[key.strip()] = load_yaml(value)
+        except yaml.YAMLError as error:
+            problem = getattr(error, "problem", None) or " ".join(str(error).split())
+            raise ConfigError(f"--set {key.strip()}: {value!r} is not a YAML value ({problem})") from None
     return overrides
 
 
@@ -107,7 +207,14 @@ def main():
 @workers_option
 @quiet_option
 def simulate(config_path, settings, samples, output, workers, quiet):
-    """Simulate signal and background events and write ROOT ntuples."""
+    """Simulate signal and background events and write ROOT ntuples.
+
+    \b
+    Examples:
+      bumphunt simulate                                 # every sample -> <output_dir>/simulation/
+      bumphunt simulate -c my.yaml --set simulation.signal.events_per_mass=2000
+      bumphunt simulate --sample alp --sample ggg -o my_ntuples/
+    """
     config = _load(config_path, settings)
     _run_simulation(config, samples=samples or None, output=output, workers=workers, quiet=quiet)
 
@@ -134,8 +241,10 @@ def _run_simulation(config, *, samples=None, output=None, workers=None, quiet=Fa
 def kinfit(inputs, config_path, settings, output, threads, quiet):
     """Kinematic fit of the photons to the beam four-momentum; adds the fit branches.
 
+    INPUTS are ntuples (default: every simulated sample of the analysis).
+
     \b
-    INPUTS are ntuples (default: every simulated sample of the analysis). Examples:
+    Examples:
       bumphunt kinfit                                   # all samples -> <output_dir>/kinfit/
       bumphunt kinfit my_data.root --output my_data_fit.root
     """
@@ -173,6 +282,11 @@ def shapes(input_path, config_path, settings, output, quiet):
     \b
     INPUT_PATH is the ALP ntuple after the kinematic fit (default <output_dir>/kinfit/alp.root).
     Writes signal_shapes.json (loaded by the scan), shape_parameters.png and shape_fits.pdf.
+
+    \b
+    Examples:
+      bumphunt shapes                                   # -> <output_dir>/shapes/
+      bumphunt shapes my_alp_fit.root -o my_shapes/ --set shapes.plots=false
     """
     config = _load(config_path, settings)
     _run_shapes(config, input_path=input_path, output=output, quiet=quiet)
@@ -210,6 +324,12 @@ def scan(config_path, settings, output, workers, scheduler, no_resume, quiet):
     \b
     Writes results.csv and results.json (one row per mass hypothesis), upper_limits.png
     (Brazil band) and local_significance.png. An interrupted scan resumes where it stopped.
+
+    \b
+    Examples:
+      bumphunt scan                                     # -> <output_dir>/scan/
+      bumphunt scan -c my.yaml --set scan.start=0.5 --set scan.stop=4.0 -o my_scan/
+      bumphunt scan --scheduler tcp://host:8786         # mass points on a Dask cluster
     """
     config = _load(config_path, settings)
     _run_scan(config, output=output, workers=workers, scheduler=scheduler, resume=not no_resume, quiet=quiet)
@@ -229,6 +349,8 @@ def _run_scan(config, *, output=None, workers=None, scheduler=None, resume=True,
         f"Z_local = {best.z_local_max:.2f} at {best.mass:.4f} GeV, Z_global = {best.z_global:.2f}  "
         f"{summary.seconds:.1f} s -> {summary.table_csv}"
     )
+    if result.dropped_candidates:
+        click.echo(f"scan: {result.dropped_candidates} data candidates with a NaN or infinite mass left out")
     return summary
 
 
@@ -238,7 +360,13 @@ def _run_scan(config, *, output=None, workers=None, scheduler=None, resume=True,
 @workers_option
 @quiet_option
 def run(config_path, settings, workers, quiet):
-    """Run the whole analysis chain on a configuration (default: the bundled analysis)."""
+    """Run the whole analysis chain on a configuration (default: the bundled analysis).
+
+    \b
+    Examples:
+      bumphunt run                                      # bundled default analysis -> bumphunt_output/
+      bumphunt run -c my.yaml --workers 2
+    """
     config = _load(config_path, settings)
     click.echo(f"analysis '{config['name']}' -> {config['output_dir']}")
     _run_simulation(config, workers=workers, quiet=quiet)
@@ -252,14 +380,26 @@ def run(config_path, settings, workers, quiet):
 
 @main.group()
 def config():
-    """Show or check an analysis configuration."""
+    """Show or check an analysis configuration.
+
+    \b
+    Examples:
+      bumphunt config show > my.yaml                    # the default analysis, commented
+      bumphunt config check my.yaml
+    """
 
 
 @config.command("show")
 @config_option
 @set_option
 def config_show(config_path, settings):
-    """Print a configuration (the bundled default, with its comments, when none is given)."""
+    """Print a configuration (the bundled default, with its comments, when none is given).
+
+    \b
+    Examples:
+      bumphunt config show > my.yaml                    # start your own analysis
+      bumphunt config show -c my.yaml --set seed=7      # as the stages will read it
+    """
     from .config import default_config_text
 
     if config_path is None and not settings:
@@ -273,7 +413,12 @@ def config_show(config_path, settings):
 @config.command("check")
 @click.argument("config_path", type=click.Path(dir_okay=False))
 def config_check(config_path):
-    """Validate a configuration file; exit code 2 and the offending key when it is wrong."""
+    """Validate a configuration file; exit code 2 and the offending key when it is wrong.
+
+    \b
+    Example:
+      bumphunt config check my.yaml
+    """
     _load(config_path, ())
     click.echo(f"{config_path}: valid")
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
+import numbers
+import re
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -22,6 +25,27 @@ from .errors import ConfigError
 from .kinematics import Beams
 
 DEFAULT_CONFIG_NAME = "default.yaml"
+
+
+class YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that also reads ``1e3``, ``1E-3`` or ``.5e3`` as numbers.
+
+    PyYAML resolves plain scalars by YAML 1.1, whose floats need a dot and a signed exponent,
+    so ``1e3`` would be the string ``"1e3"``; YAML 1.2 reads a number, and so does bumphunt,
+    which reads every YAML text with this loader (:func:`load_yaml`).
+    """
+
+
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML text like ``yaml.safe_load``, with YAML 1.2 numbers (:class:`YamlLoader`)."""
+    return yaml.load(text, Loader=YamlLoader)  # safe: a SafeLoader subclass
 
 
 @cache
@@ -66,7 +90,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             raise ConfigError(f"cannot read configuration {path}: {error.strerror or error}") from None
         source = str(path)
     try:
-        config = yaml.safe_load(text)
+        config = load_yaml(text)
     except yaml.YAMLError as error:
         raise ConfigError(f"{source} is not valid YAML: {' '.join(str(error).split())}") from None
     if not isinstance(config, dict):
@@ -93,14 +117,41 @@ def set_by_path(config: dict, dotted_key: str, value: Any) -> None:
 
 
 def validate(config: dict) -> None:
-    """Check a configuration against the schema and the physics; raise :class:`ConfigError`."""
+    """Check a configuration against the schema and the physics; raise :class:`ConfigError`.
+
+    Whole numbers written as floats where the schema asks for an integer (``events: 2e4``)
+    are made ints in place.
+    """
     validator = jsonschema.Draft202012Validator(schema())
     errors = sorted(
         validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path)))
     )
     if errors:
         raise ConfigError(_describe(errors[0], config))
+    _check_finite(config, "")
+    _coerce_integers(config, schema())
     _check_semantics(config)
+
+
+def _coerce_integers(node: dict, spec: dict) -> None:
+    for key, sub in spec.get("properties", {}).items():
+        value = node.get(key)
+        if sub.get("type") == "integer" and isinstance(value, float):
+            node[key] = int(value)  # the schema accepted it, so it is whole
+        elif sub.get("type") == "object" and isinstance(value, dict):
+            _coerce_integers(value, sub)
+
+
+def _check_finite(node: Any, location: str) -> None:
+    """Refuse NaN and infinities anywhere (they pass the schema's bounds: nan > 0 is False)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            _check_finite(value, f"{location}.{key}" if location else str(key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            _check_finite(value, f"{location}.{index}" if location else str(index))
+    elif isinstance(node, numbers.Real) and not isinstance(node, bool) and not math.isfinite(node):
+        raise ConfigError(f"config error at '{location}': {node} is not a finite number")
 
 
 def _describe(error, config: dict) -> str:
@@ -139,6 +190,18 @@ def _check_semantics(config: dict) -> None:
             f"config error at 'simulation.signal.masses.stop': {masses['stop']} GeV "
             f"is not below sqrt(s) = {sqrt_s:.4f} GeV"
         )
+    if config["simulation"]["signal"]["events_per_mass"] == 0:
+        raise ConfigError(
+            "config error at 'simulation.signal.events_per_mass': no signal events, so no signal shapes "
+            "to fit and no limits to set (simulate some, e.g. 2000 per mass)"
+        )
+    scan = config["scan"]
+    if scan["start"] >= scan["stop"]:
+        raise ConfigError(
+            f"config error at 'scan.start': {scan['start']} GeV is not below scan.stop = {scan['stop']} GeV"
+        )
+    if scan["stop"] >= sqrt_s:
+        raise ConfigError(f"config error at 'scan.stop': {scan['stop']} GeV is not below sqrt(s) = {sqrt_s:.4f} GeV")
 
 
 def signal_masses(config: dict) -> np.ndarray:

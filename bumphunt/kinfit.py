@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._io import writable_folder
 from ._jit import jit, jit_parallel, prange
 from ._progress import progress_bar
 from .errors import NtupleError
@@ -559,6 +560,8 @@ def run_kinfit(
     ------
     NtupleError
         No input found, or an input is unusable.
+    BumphuntError
+        The output folder cannot be written (checked before any fit).
     """
     layout = OutputLayout.from_config(config)
     if inputs is None:
@@ -570,6 +573,7 @@ def run_kinfit(
     if output.suffix == ".root" and len(inputs) > 1:
         raise NtupleError(f"{output}: several inputs need an output directory, not a file")
     outputs = [output] if output.suffix == ".root" else [output / p.name for p in inputs]
+    writable_folder(output.parent if output.suffix == ".root" else output)
     beam = Beams.from_config(config).four_momentum
     settings = config["kinfit"]
     return [

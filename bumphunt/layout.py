@@ -25,6 +25,8 @@ from .ntuple import SAMPLES
 
 #: The stages' folders, in the order of the chain.
 STAGE_DIRS = ("simulation", "kinfit", "select", "shapes", "scan", "exclusion", "count", "report")
+#: The figures of a scan (:meth:`OutputLayout.scan_plot`).
+SCAN_PLOTS = ("upper_limits", "local_significance", "best_fit")
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,16 @@ class OutputLayout:
     def scan_plot(self, name: str) -> Path:
         """A figure of the scan: ``upper_limits``, ``local_significance``, ``best_fit``."""
         return self.scan_dir / f"{name}.png"
+
+    @property
+    def scan_results(self) -> list[Path]:
+        """The tables and figures of a finished scan (removed when a scan with other inputs starts)."""
+        return [self.scan_table_csv, self.scan_table_json, *(self.scan_plot(name) for name in SCAN_PLOTS)]
+
+    @property
+    def scan_lock_file(self) -> Path:
+        """Locked by a running scan, so that a second scan into the folder is refused."""
+        return self.scan_dir / ".lock"
 
     @property
     def exclusion_dir(self) -> Path:

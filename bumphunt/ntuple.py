@@ -8,14 +8,19 @@ the origin of each photon (``ORIGIN_*``), and the order of the three diphoton pa
 An ntuple is a ROOT file with a TTree ``events`` (one entry per event, the branches of
 :data:`BRANCHES`) and a TObjString ``metadata`` holding JSON (sample, cross-section,
 luminosity, generated events, configuration). Files are written to a temporary name and
-renamed when complete, so a crash never leaves a half-written ntuple behind.
+renamed when complete, so a crash never leaves a half-written ntuple behind. Baskets are
+ZSTD-compressed with zstd's frame checksum, so damaged bytes are caught when read: every
+reader raises :class:`~bumphunt.errors.NtupleError` for a truncated or corrupted file.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import struct
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +50,9 @@ PAIRS = ((0, 1), (0, 2), (1, 2))
 TREE_NAME = "events"
 METADATA_NAME = "metadata"
 NTUPLE_VERSION = 1
+#: ZSTD level of the baskets: level 1 is as small as higher levels on these events (floats
+#: whose mantissas do not compress) and the fastest.
+COMPRESSION_LEVEL = 1
 
 
 @dataclass(frozen=True)
@@ -112,11 +120,35 @@ def branch_table_markdown(branches: Mapping[str, Branch] = BRANCHES) -> str:
     return "\n".join(lines)
 
 
+@functools.cache
+def _compression():
+    """ZSTD compression whose frames carry zstd's content checksum (XXH64).
+
+    uproot's own ZSTD frames have none, and LZ4, whose ROOT blocks do, leaves the float
+    branches uncompressed (and so unchecked): with this, a flipped byte in any compressed
+    basket fails when read. ROOT and uproot read these frames as any ZSTD basket.
+    """
+    import uproot
+    import zstandard
+
+    class ChecksummedZSTD(uproot.ZSTD):
+        def compress(self, data) -> bytes:
+            return zstandard.ZstdCompressor(level=self.level, write_checksum=True).compress(data)
+
+        @property
+        def code_pair(self) -> tuple[int, int]:
+            return uproot.const.kZSTD, self.level
+
+    return ChecksummedZSTD(COMPRESSION_LEVEL)
+
+
 class NtupleWriter:
     """Write events chunk by chunk to a ROOT file, atomically.
 
     Use as a context manager: the file appears at ``path`` only when the block ends without
-    an exception; set :attr:`metadata` (a JSON-serialisable dict) before it ends.
+    an exception; set :attr:`metadata` (a JSON-serialisable dict) before it ends. Baskets are
+    ZSTD-compressed with a checksum (a basket that does not shrink is stored as it is, as
+    ROOT does, and so unchecked; the branches of bumphunt's samples all shrink).
 
     Parameters
     ----------
@@ -137,7 +169,7 @@ class NtupleWriter:
         import uproot
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = uproot.recreate(self._tmp_path, compression=uproot.LZ4(1))
+        self._file = uproot.recreate(self._tmp_path, compression=_compression())
         self._file.mktree(
             TREE_NAME,
             {name: (b.dtype, b.shape) if b.shape else b.dtype for name, b in self.branches.items()},
@@ -179,20 +211,91 @@ class NtupleWriter:
             self._tmp_path.unlink(missing_ok=True)
 
 
-def _open_tree(path: str | Path, tree: str):
+#: What to do about a damaged file, the end of its message.
+_REMEDY = "copy it again or rerun the stage that wrote it"
+
+
+def _root_file_end(path: Path) -> int | None:
+    """The file size a ROOT file's header records (``fEND``), None if it has no ROOT header."""
+    with open(path, "rb") as file:
+        header = file.read(20)
+    if len(header) < 16 or header[:4] != b"root":
+        return None
+    version = struct.unpack(">i", header[4:8])[0]
+    if version >= 1_000_000:  # files above 2 GB: 64-bit pointers
+        return struct.unpack(">q", header[12:20])[0] if len(header) == 20 else None
+    return struct.unpack(">i", header[12:16])[0]
+
+
+def _open_file(path: Path):
+    """The open ROOT file; NtupleError when it is missing, not ROOT, or shorter than written."""
     import uproot
 
-    path = Path(path)
     if not path.is_file():
         raise NtupleError(f"{path}: no such file")
+    end, size = _root_file_end(path), path.stat().st_size
+    if end is not None and size < end:
+        raise NtupleError(f"{path}: truncated ROOT file ({size} of {end} bytes); {_REMEDY}")
     try:
-        file = uproot.open(path)
+        return uproot.open(path)
     except Exception as error:  # uproot raises several types for a file that is not ROOT
         raise NtupleError(f"{path}: not a readable ROOT file ({type(error).__name__})") from None
+
+
+@contextmanager
+def _decoding(path: Path, tree: str = TREE_NAME, branches: Sequence[str] = ()):
+    """Whatever uproot or a decompressor raises on damaged bytes, as an NtupleError naming the
+    file and, when one of ``branches`` has a basket that does not decode, the branch.
+
+    Damaged bytes can make uproot raise almost anything (a checksum ValueError, a
+    decompressor's error, OSError, struct or index errors on garbled headers), so every
+    exception but MemoryError is taken for damage; the original stays chained.
+    """
+    try:
+        yield
+    except (NtupleError, MemoryError):
+        raise
+    except Exception as error:
+        branch = _damaged_branch(path, tree, branches)
+        if branch is not None:
+            reason = f"in branch '{branch}' (a compressed block fails its checksum or does not decompress)"
+        else:
+            first_line = (str(error).strip().splitlines() or [""])[0]
+            reason = f"({type(error).__name__}{': ' + first_line if first_line else ''})"
+        raise NtupleError(f"{path}: corrupted data {reason}; {_REMEDY}") from error
+
+
+def _damaged_branch(path: Path, tree: str, branches: Sequence[str]) -> str | None:
+    """The first of ``branches`` with a basket that fails to read, decompressed one at a time."""
+    import uproot
+
+    try:
+        with uproot.open(path) as file:
+            ttree = file[tree]
+            for name in branches:
+                branch = ttree[name]
+                for index in range(branch.num_baskets):
+                    try:
+                        branch.basket(index)
+                    except Exception:
+                        return name
+    except Exception:
+        return None
+    return None
+
+
+def _open_tree(path: str | Path, tree: str):
+    path = Path(path)
+    file = _open_file(path)
     if tree not in file:
         file.close()
         raise NtupleError(f"{path}: no tree '{tree}' (found: {', '.join(file.keys(cycle=False)) or 'nothing'})")
-    return file, file[tree]
+    try:
+        with _decoding(path, tree):
+            return file, file[tree]
+    except NtupleError:
+        file.close()
+        raise
 
 
 def _checked_branches(path, ttree, branches: Sequence[str] | None) -> list[str]:
@@ -220,12 +323,14 @@ def read_ntuple(
     Raises
     ------
     NtupleError
-        The file, the tree or a requested branch does not exist.
+        The file, the tree or a requested branch does not exist, or the file is truncated
+        or corrupted.
     """
     file, ttree = _open_tree(path, tree)
     with file:
         wanted = _checked_branches(path, ttree, branches)
-        return ttree.arrays(wanted, library="np")
+        with _decoding(Path(path), tree, wanted):
+            return ttree.arrays(wanted, library="np")
 
 
 def iterate_ntuple(
@@ -237,7 +342,8 @@ def iterate_ntuple(
 ) -> Iterator[dict[str, np.ndarray]]:
     """Read a tree in chunks of ``step_size`` entries (or bytes, e.g. ``"100 MB"``), bounded memory.
 
-    Raises the same errors as :func:`read_ntuple`, when called rather than when iterated.
+    Raises the same errors as :func:`read_ntuple`: when called for a missing or truncated
+    file, tree or branch, when iterated for corrupted data.
     """
     wanted = check_branches(path, branches, tree=tree)
     return _iterate(path, tree, wanted, step_size)
@@ -246,7 +352,8 @@ def iterate_ntuple(
 def _iterate(path, tree, branches, step_size):
     import uproot
 
-    yield from uproot.iterate({str(path): tree}, branches, step_size=step_size, library="np")
+    with _decoding(Path(path), tree, branches):
+        yield from uproot.iterate({str(path): tree}, branches, step_size=step_size, library="np")
 
 
 def check_branches(path: str | Path, branches: Sequence[str] | None, *, tree: str = TREE_NAME) -> list[str]:
@@ -271,12 +378,9 @@ def num_entries(path: str | Path, *, tree: str = TREE_NAME) -> int:
 
 def read_metadata(path: str | Path) -> dict:
     """The JSON metadata written with an ntuple."""
-    import uproot
-
     path = Path(path)
-    if not path.is_file():
-        raise NtupleError(f"{path}: no such file")
-    with uproot.open(path) as file:
+    with _open_file(path) as file:
         if METADATA_NAME not in file:
             raise NtupleError(f"{path}: no '{METADATA_NAME}' object (not written by bumphunt?)")
-        return json.loads(str(file[METADATA_NAME]))
+        with _decoding(path):
+            return json.loads(str(file[METADATA_NAME]))

@@ -14,6 +14,7 @@ from bumphunt.ntuple import branch_table_markdown
 DOCS = Path(__file__).parent
 sys.path.insert(0, str(DOCS.parent))
 from tests.bad_inputs import table_markdown as bad_input_table  # noqa: E402
+
 TABLES = [
     ("configuration.md", "keys", schema_table_markdown),
     ("configuration.md", "default-config", lambda: f"```yaml\n{default_config_text().rstrip()}\n```"),

@@ -4,7 +4,8 @@
     python examples/signal_shapes.py  # in the same directory
 
 Prints the held-out validation and the resolution curve as Markdown tables and writes the
-parameter plot and fit pages at a few masses to docs/figures/.
+parameter plot and fit pages at a few masses to the working directory (``--figures DIR``
+elsewhere; the figures of docs/shapes.md: ``--figures docs/figures``).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default_shapes = OutputLayout.from_config(load_config()).shapes_file  # bumphunt_output/shapes/signal_shapes.json
     parser.add_argument("--shapes", default=str(default_shapes))
-    parser.add_argument("--figures", default="docs/figures")
+    parser.add_argument("--figures", default=".", help="directory for the figures (default: the working directory)")
     parser.add_argument("--masses", type=float, nargs="*", default=[7.475, 7.275])
     args = parser.parse_args()
 

@@ -50,9 +50,203 @@ def table_markdown() -> str:
 
 
 # -- statistics --------------------------------------------------------------------------
+case(
+    "pseudo-data-heavy-weights",
+    "event-by-event pseudo-data (scan.pseudo_data: events) from a background sample whose events weigh more than 0.1",
+    "scans, and warns that such pseudo-data fake peaks (the default smooth pseudo-data do not)",
+    "background sample {sample} has event weights up to {weight} (> 0.1): pseudo-data repeat each event about that "
+    "often and fake peaks; use scan.pseudo_data=smooth",
+)
+case(
+    "pseudo-data-small-sample",
+    "smooth pseudo-data from a background sample whose events weigh more than 1",
+    "scans (no fake peaks: tests/test_scan.py), and warns that the shape rests on few simulated events",
+    "background sample {sample} has event weights up to {weight} (> 1): its shape rests on fewer simulated than "
+    "expected events; simulate more",
+)
+case(
+    "scan-shapes-other-beams",
+    "signal shapes fitted at another sqrt(s) than the analysis' beams",
+    "refuses before any fit",
+    "{path}: signal shapes fitted at sqrt(s) = {fitted} GeV, the analysis has {sqrt_s} GeV; fit them again "
+    "(bumphunt shapes) or set scan.shapes to matching ones",
+)
+case(
+    "scan-shapes-other-selection",
+    "shapes.selection or shapes.mass_variable changed after the signal shapes were fitted",
+    "scans with the selection and mass variable of the signal shapes, and warns",
+    "the scan selects {selection!r} on {variable} as the signal shapes in {path} were fitted, not as "
+    "shapes.selection and shapes.mass_variable say ({config_selection!r} on {config_variable})",
+)
+case(
+    "scan-outside-shapes",
+    "mass hypotheses outside the masses the signal shapes were fitted on",
+    "flags them in fit_status, with NaN numbers and no efficiency",
+    "outside the signal model's mass range ({low}-{high} GeV)",
+)
+case(
+    "scan-toys-without-background",
+    "own data (scan.data: a file) with look-elsewhere toys but no background simulation",
+    "refuses before any fit, saying how to do without toys",
+    "{toys} look-elsewhere toys need the background simulation in {kinfit} ({reason}); simulate it, or set "
+    "scan.global_toys=0 to count the upcrossings on the scan itself",
+)
+case(
+    "scan-nan-candidates",
+    "data candidates with a NaN or infinite mass",
+    "leaves them out, logs how many, and records the number (results.json: dropped_candidates)",
+    "{path}: {n} candidates with a NaN or infinite {variable} dropped",
+)
+case(
+    "scan-spectrum-beyond-sqrt-s",
+    "scan_spectrum with a range reaching sqrt(s) of the signal shapes",
+    "refuses before any fit",
+    "the scan range must end below sqrt(s) = {sqrt_s} GeV, got stop = {stop}",
+)
 
 # -- configuration and command line -----------------------------------------------------
+case(
+    "config-non-finite",
+    "NaN or infinity for a number anywhere in the configuration (`luminosity: .nan`, `--set luminosity=.inf`)",
+    "refuses the configuration before any work, naming the key",
+    "config error at '{setting}': {value} is not a finite number",
+)
+case(
+    "config-scan-range",
+    "`scan.start` not below `scan.stop`",
+    "refuses the configuration before any work",
+    "config error at 'scan.start': {start} GeV is not below scan.stop = {stop} GeV",
+)
+case(
+    "config-scan-beyond-sqrt-s",
+    "`scan.stop` at or above sqrt(s) of the beams",
+    "refuses the configuration before any work",
+    "config error at 'scan.stop': {stop} GeV is not below sqrt(s) = {sqrt_s} GeV",
+)
+case(
+    "config-no-signal-events",
+    "`simulation.signal.events_per_mass: 0`",
+    "refuses the configuration before any work",
+    "config error at 'simulation.signal.events_per_mass': no signal events, so no signal shapes to fit "
+    "and no limits to set (simulate some, e.g. 2000 per mass)",
+)
+case(
+    "cli-set-not-yaml",
+    "`--set KEY=VALUE` whose value is not YAML (`--set seed=[1`)",
+    "exit code 2 before any work",
+    "--set {setting}: '{value}' is not a YAML value ({problem})",
+)
+case(
+    "cli-unknown-option",
+    "an option the command does not have (`bumphunt scan --bogus`)",
+    "exit code 2, points to the command's help",
+    "no such option: {option} (try '{command} --help')",
+)
+case(
+    "cli-misspelt",
+    "a misspelt option or command (`bumphunt scan --ouput x`, `bumphunt sacn`)",
+    "exit code 2, names the close match",
+    "no such {kind}: {name} (did you mean {suggestion}?)",
+)
+case(
+    "cli-unknown-command",
+    "a command that does not exist (`bumphunt plot`, `bumphunt config edit`)",
+    "exit code 2, points to the help",
+    "no such command: {name} (try '{command} --help')",
+)
+case(
+    "cli-missing-argument",
+    "a required argument left out (`bumphunt config check`)",
+    "exit code 2, points to the command's help",
+    "missing argument: {argument} (try '{command} --help')",
+)
+case(
+    "cli-missing-value",
+    "an option without its value (`bumphunt scan --output`)",
+    "exit code 2, points to the command's help",
+    "option {option} requires an argument (try '{command} --help')",
+)
+case(
+    "cli-bad-value",
+    "an option value of the wrong kind (`bumphunt scan --workers -1`, `--threads x`)",
+    "exit code 2, points to the command's help",
+    "invalid value for {option}: {reason} (try '{command} --help')",
+)
+case(
+    "cli-extra-argument",
+    "an argument the command does not take (`bumphunt scan my.yaml` for `bumphunt scan -c my.yaml`)",
+    "exit code 2, points to the command's help",
+    "unexpected argument: {argument} (try '{command} --help')",
+)
 
 # -- files ----------------------------------------------------------------------------------
+case(
+    "output-not-writable",
+    "an output folder that cannot be written (a file in its path, no permission, a read-only disk)",
+    "refuses before any work, in every stage",
+    "{folder}: cannot write output there ({reason})",
+)
+case(
+    "shapes-missing-key",
+    "a `signal_shapes.json` lacking a key (a setting, a parameter's spline, a spline's knots)",
+    "refuses to load it (the scan, `load_shapes`), naming the key by its JSON path",
+    "{path}: broken signal-shape file: missing key '{entry}'",
+)
+case(
+    "shapes-wrong-type",
+    'a `signal_shapes.json` entry of the wrong type (`"n_l": "10"`, `"parameters": []`)',
+    "refuses to load it, naming the entry",
+    "{path}: broken signal-shape file: '{entry}' should be {expected}, not {found}",
+)
+case(
+    "shapes-empty-spline",
+    "a spline with no coefficients (or no knots) in `signal_shapes.json`",
+    "refuses to load it, naming the spline",
+    "{path}: broken signal-shape file: '{entry}' is empty",
+)
+case(
+    "shapes-spline-inconsistent",
+    "a spline whose knots do not match its coefficients and degree",
+    "refuses to load it (scipy would silently drop coefficients)",
+    "{path}: broken signal-shape file: '{entry}' has {knots} knots for {coefficients} coefficients of degree "
+    "{degree} (needs {needed})",
+)
+case(
+    "shapes-out-of-range",
+    "a zero or negative width, window or sqrt(s), or a tail power n <= 1 in the settings of `signal_shapes.json`",
+    "refuses to load it, naming the setting",
+    "{path}: broken signal-shape file: '{entry}' is {value}, must be above {limit}",
+)
+case(
+    "shapes-width-not-positive",
+    "a width or tail spline not on the log scale, so it could be zero or negative",
+    "refuses to load it",
+    '{path}: broken signal-shape file: \'{entry}\' is "{transform}", must be "log"',
+)
+case(
+    "ntuple-truncated",
+    "a truncated ntuple (an interrupted copy, a full disk)",
+    "refuses it in every reader, so in every stage, before reading events",
+    "{path}: truncated ROOT file ({size} of {expected} bytes); copy it again or rerun the stage that wrote it",
+)
+case(
+    "ntuple-corrupted",
+    "an ntuple with damaged bytes in its event data",
+    "refuses it when the damaged basket is read (the ZSTD checksum of every compressed basket), naming the branch",
+    "{path}: corrupted data in branch '{branch}' (a compressed block fails its checksum or does not decompress); "
+    "copy it again or rerun the stage that wrote it",
+)
 
 # -- lost or stale results --------------------------------------------------------------
+case(
+    "scan-folder-busy",
+    "a second scan into a folder while a scan is writing there",
+    "refuses at once; the lock ends with the running scan's process, even a killed one",
+    "{folder}: another scan is writing there; wait until it ends, or scan into another folder (-o/--output)",
+)
+case(
+    "scan-stale-results",
+    "a scan into a folder holding the tables and plots of a scan with other inputs (settings, shapes, data, code)",
+    "removes them before computing, with a warning, so an interrupted scan never leaves old results looking current",
+    "removed {files} in {folder}: results of a scan with other inputs",
+)

@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import click
+import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -8,6 +10,8 @@ from bumphunt import __version__
 from bumphunt.cli import main
 from bumphunt.config import load_config
 from bumphunt.ntuple import read_metadata
+
+from .bad_inputs import message
 
 SMALL = [
     "--set", "simulation.signal.masses={start: 1.0, stop: 5.0, step: 0.5}",
@@ -63,7 +67,7 @@ def test_user_errors_are_one_line_with_exit_code_2(tmp_path):
     bad["beam"]["e_plus_energie"] = bad["beam"].pop("e_plus_energy")
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(bad))
-    for args, message in [
+    for args, expected in [
         (["simulate", "-c", str(path)], "bumphunt: config error: unknown key 'beam.e_plus_energie'"),
         (["config", "check", str(path)], "bumphunt: config error: unknown key 'beam.e_plus_energie'"),
         (["simulate", "-c", str(tmp_path / "none.yaml")], "bumphunt: cannot read configuration"),
@@ -76,8 +80,88 @@ def test_user_errors_are_one_line_with_exit_code_2(tmp_path):
     ]:
         result = runner.invoke(main, args)
         assert result.exit_code == 2, (args, result.output)
-        assert result.output.startswith(message), result.output
+        assert result.output.startswith(expected), result.output
         assert result.output.count("\n") == 1 and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["scan", "--bogus"], message("cli-unknown-option", option="--bogus", command="bumphunt scan")),
+        (["--bogus"], message("cli-unknown-option", option="--bogus", command="bumphunt")),
+        (
+            ["config", "check", "my.yaml", "-x"],
+            message("cli-unknown-option", option="-x", command="bumphunt config check"),
+        ),
+        (["scan", "--ouput", "x"], message("cli-misspelt", kind="option", name="--ouput", suggestion="--output")),
+        (["sacn"], message("cli-misspelt", kind="command", name="sacn", suggestion="scan")),
+        (["plot"], message("cli-unknown-command", name="plot", command="bumphunt")),
+        (["config", "edit"], message("cli-unknown-command", name="edit", command="bumphunt config")),
+        (
+            ["config", "check"],
+            message("cli-missing-argument", argument="CONFIG_PATH", command="bumphunt config check"),
+        ),
+        (["scan", "--output"], message("cli-missing-value", option="--output", command="bumphunt scan")),
+        (["config", "show", "--set"], message("cli-missing-value", option="--set", command="bumphunt config show")),
+        (
+            ["scan", "--workers", "-1"],
+            message("cli-bad-value", option="--workers", reason="-1 is not in the range x>=0", command="bumphunt scan"),
+        ),
+        (
+            ["kinfit", "--threads", "x"],
+            message(
+                "cli-bad-value",
+                option="--threads",
+                reason="'x' is not a valid integer range",
+                command="bumphunt kinfit",
+            ),
+        ),
+        (["scan", "my.yaml"], message("cli-extra-argument", argument="my.yaml", command="bumphunt scan")),
+        (
+            ["config", "show", "--set", "seed=[1"],
+            message(
+                "cli-set-not-yaml", setting="seed", value="[1", problem="expected ',' or ']', but got '<stream end>'"
+            ),
+        ),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_code_2(args, expected):
+    """click's usage errors in bumphunt's one-line style instead of click's usage block."""
+    result = CliRunner().invoke(main, args, prog_name="bumphunt")
+    assert result.exit_code == 2, (args, result.output)
+    assert result.output == f"bumphunt: {expected}\n"
+
+
+def test_no_arguments_show_the_help():
+    for args, listed in [([], "simulate"), (["config"], "check")]:
+        result = CliRunner().invoke(main, args, prog_name="bumphunt")
+        assert result.output.startswith("Usage: bumphunt") and listed in result.output
+
+
+def _commands(group: click.Group, prefix: str = "bumphunt"):
+    for name, command in group.commands.items():
+        yield f"{prefix} {name}"
+        if isinstance(command, click.Group):
+            yield from _commands(command, f"{prefix} {name}")
+
+
+def test_every_command_help_shows_an_example():
+    commands = sorted(_commands(main))
+    assert commands == sorted(
+        f"bumphunt {name}"
+        for name in ("run", "simulate", "kinfit", "shapes", "scan", "config", "config show", "config check")
+    )
+    for command in ["bumphunt", *commands]:
+        result = CliRunner().invoke(main, [*command.split()[1:], "--help"], prog_name="bumphunt")
+        assert result.exit_code == 0, result.output
+        lines = [line.strip() for line in result.output.splitlines()]
+        examples = [line for line in lines if line == command or line.startswith(f"{command} ")]
+        assert examples and any(line.startswith("Example") for line in lines), command
+
+
+def test_set_reads_yaml_numbers():
+    shown = CliRunner().invoke(main, ["config", "show", "--set", "luminosity=1e3", "--set", "seed=2e1"]).output
+    assert yaml.safe_load(shown)["luminosity"] == 1000.0 and yaml.safe_load(shown)["seed"] == 20
 
 
 def test_config_show_round_trips(tmp_path):

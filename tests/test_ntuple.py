@@ -1,18 +1,23 @@
 import numpy as np
 import pytest
 import uproot
+from click.testing import CliRunner
 from numpy.testing import assert_array_equal
 
+from bumphunt.cli import main
 from bumphunt.errors import NtupleError
 from bumphunt.ntuple import (
     BRANCHES,
     NtupleWriter,
     branch_table_markdown,
+    check_branches,
     iterate_ntuple,
     num_entries,
     read_metadata,
     read_ntuple,
 )
+
+from .bad_inputs import message, pattern
 
 
 def _random_events(rng, n):
@@ -100,3 +105,97 @@ def test_documented_schema_lists_every_branch():
 
     doc = (Path(__file__).parents[1] / "docs" / "ntuple.md").read_text()
     assert branch_table_markdown() in doc
+
+
+def _written(tmp_path, n=3000):
+    path = tmp_path / "sample.root"
+    with NtupleWriter(path) as writer:
+        writer.extend(_random_events(np.random.default_rng(3), n))
+        writer.metadata = {"sample": "test"}
+    return path
+
+
+def _basket_data(path, branch):
+    """(start, stop) byte offsets of the compressed data of the first basket of ``branch``."""
+    with uproot.open(path) as file:
+        ttree = file["events"]
+        seek, nbytes = int(ttree[branch].member("fBasketSeek")[0]), int(ttree[branch].member("fBasketBytes")[0])
+        basket = ttree[branch].basket(0)
+        keylen, objlen = basket.member("fKeylen"), basket.member("fObjlen")
+    assert nbytes - keylen < objlen, "the basket must be stored compressed"
+    return seek + keylen, seek + nbytes
+
+
+def _readers(path):
+    """Every reader of bumphunt.ntuple, reading everything it reads."""
+    return {
+        "read_ntuple": lambda: read_ntuple(path),
+        "iterate_ntuple": lambda: list(iterate_ntuple(path, step_size=1000)),
+        "check_branches": lambda: check_branches(path, ["weight"]),
+        "num_entries": lambda: num_entries(path),
+        "read_metadata": lambda: read_metadata(path),
+    }
+
+
+def test_baskets_are_compressed_with_a_checksum(tmp_path):
+    path = _written(tmp_path)
+    with uproot.open(path) as file:
+        assert file.file.fCompress == 100 * uproot.const.kZSTD + 1
+        for branch in file["events"].branches:
+            assert branch.compressed_bytes < branch.uncompressed_bytes, branch.name
+    start, stop = _basket_data(path, "photon_E")
+    frame = path.read_bytes()[start + 9 : stop]  # after ROOT's 9-byte block header: a zstd frame
+    assert frame[:4] == b"\x28\xb5\x2f\xfd" and frame[4] & 0x04, "zstd frame with its content checksum flag"
+
+
+def test_truncated_file_is_refused_by_every_reader(tmp_path):
+    path = _written(tmp_path)
+    content = path.read_bytes()
+    truncated = tmp_path / "truncated.root"
+    for size in (len(content) // 2, len(content) - 1, 200):
+        truncated.write_bytes(content[:size])
+        expected = pattern("ntuple-truncated", path=truncated, size=size, expected=len(content))
+        for reader in _readers(truncated).values():
+            with pytest.raises(NtupleError, match=expected):
+                reader()
+
+
+def test_corrupted_basket_is_refused_naming_the_branch(tmp_path):
+    path = _written(tmp_path)
+    start, stop = _basket_data(path, "photon_theta")
+    content = bytearray(path.read_bytes())
+    middle = (start + stop) // 2
+    content[middle : middle + 4] = bytes(b ^ 0x5A for b in content[middle : middle + 4])
+    corrupted = tmp_path / "corrupted.root"
+    corrupted.write_bytes(content)
+    expected = pattern("ntuple-corrupted", path=corrupted, branch="photon_theta")
+    with pytest.raises(NtupleError, match=expected):
+        read_ntuple(corrupted)
+    with pytest.raises(NtupleError, match=expected):
+        list(iterate_ntuple(corrupted, ["weight", "photon_theta"], step_size=1000))
+    # the other branches and the structure are intact
+    assert num_entries(corrupted) == 3000 and read_metadata(corrupted) == read_metadata(path)
+    assert_array_equal(read_ntuple(corrupted, ["photon_phi"])["photon_phi"], read_ntuple(path)["photon_phi"])
+
+
+def test_damaged_files_stop_the_cli_on_one_line(tmp_path):
+    path = _written(tmp_path)
+    content = path.read_bytes()
+    truncated = tmp_path / "truncated.root"
+    truncated.write_bytes(content[:-1000])
+    start, stop = _basket_data(path, "photon_E")
+    corrupted = tmp_path / "corrupted.root"
+    corrupted.write_bytes(content[: (start + stop) // 2] + b"\0\1\2\3" + content[(start + stop) // 2 + 4 :])
+    for source, expected in [
+        (truncated, message("ntuple-truncated", path=truncated, size=len(content) - 1000, expected=len(content))),
+        (corrupted, message("ntuple-corrupted", path=corrupted, branch="photon_E")),
+    ]:
+        output = tmp_path / f"fit_{source.name}"
+        result = CliRunner().invoke(main, ["kinfit", str(source), "-o", str(output), "-q"], prog_name="bumphunt")
+        assert result.exit_code == 2, result.output
+        assert result.output == f"bumphunt: {expected}\n"
+        assert not output.exists() and sorted(p.name for p in tmp_path.iterdir()) == [
+            "corrupted.root",
+            "sample.root",
+            "truncated.root",
+        ]

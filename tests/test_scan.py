@@ -1,6 +1,7 @@
 """The mass scan end to end on a small analysis: table, plots, parallel and Dask runs, resume."""
 
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -11,18 +12,31 @@ import numpy as np
 import pytest
 import uproot
 from click.testing import CliRunner
+from scipy import stats
 
 from bumphunt.cli import main
 from bumphunt.errors import BumphuntError, NtupleError
+from bumphunt.kinematics import Beams
 from bumphunt.kinfit import run_kinfit
 from bumphunt.layout import OutputLayout
+from bumphunt.ntuple import read_ntuple
 from bumphunt.plotting import BAND_COLOURS, plot_brazil, plot_local_significance
-from bumphunt.scan import COLUMNS, pseudo_data, read_table, run_scan, scan_grid, scan_spectrum, window_shape
-from bumphunt.scan.runner import load_model
+from bumphunt.scan import (
+    COLUMNS,
+    BackgroundModel,
+    pseudo_data,
+    read_table,
+    run_scan,
+    scan_grid,
+    scan_spectrum,
+    window_shape,
+)
+from bumphunt.scan.runner import load_model, lock_scan_folder, remove_stale_results
 from bumphunt.shapes import run_shapes
 from bumphunt.simulation import run_simulation
 from bumphunt.stats import upcrossings
 
+from .bad_inputs import message, pattern
 from .helpers import small_config
 
 SCAN = {
@@ -37,6 +51,9 @@ SCAN = {
     "scan.step_sigmas": 2.0,
     "scan.global_toys": 1,
     "scan.workers": 1,
+    # every simulated event Poisson(weight) times, as before the smooth pseudo-data: the serial
+    # scan is compared with its table from before the layout change
+    "scan.pseudo_data": "events",
 }
 
 
@@ -114,14 +131,15 @@ def test_killed_scan_resumes_to_the_same_table(analysis, serial, tmp_path):
 
 @pytest.mark.slow
 def test_injected_signal_is_found(analysis, tmp_path):
-    config = {**analysis, "scan": {**analysis["scan"], "inject": {"mass": 1.55, "events": 3000}, "step_sigmas": 1.0}}
+    settings = {"inject": {"mass": 1.55, "events": 3000}, "step_sigmas": 1.0, "pseudo_data": "smooth"}
+    config = {**analysis, "scan": {**analysis["scan"], **settings}}
     result = run_scan(config, output_dir=tmp_path / "injected", progress=False).result
     best = result.global_significance
     assert abs(best.mass - 1.55) < 0.03 and best.z_local_max > 4
 
 
 @pytest.mark.slow
-def test_bad_data_are_flagged_or_rejected(analysis, tmp_path):
+def test_bad_data_are_flagged_or_rejected(analysis, tmp_path, caplog):
     # a data file with NaN masses and nothing above 2 GeV: NaN ignored, empty windows flagged
     rng = np.random.default_rng(1)
     values = rng.uniform(0.3, 2.0, (40_000, 3))
@@ -130,7 +148,11 @@ def test_bad_data_are_flagged_or_rejected(analysis, tmp_path):
     with uproot.recreate(data) as file:
         file["events"] = {"m_gg_fit": values, "fit_status": np.zeros(len(values), dtype=np.int32)}
     config = {**analysis, "scan": {**analysis["scan"], "data": str(data), "global_toys": 0, "plots": False}}
-    result = run_scan(config, output_dir=tmp_path / "bad", progress=False).result
+    with caplog.at_level(logging.WARNING, logger="bumphunt"):
+        result = run_scan(config, output_dir=tmp_path / "bad", progress=False).result
+    assert result.dropped_candidates == 4000
+    expected = message("scan-nan-candidates", path=data, n=4000, variable="m_gg_fit")
+    assert expected in [r.getMessage() for r in caplog.records]
     status = {round(r["mass"], 3): r["fit_status"] for r in result.rows()}
     high = [s for m, s in status.items() if m > 2.4]
     assert high and all(s.startswith("empty window") for s in high)
@@ -216,7 +238,7 @@ def test_scan_of_an_array_equals_the_cli_on_a_file(analysis, tmp_path):
     """The public API on a numpy array gives the rows the CLI gives on a file of the same masses."""
     layout = OutputLayout.from_config(analysis)
     model = load_model(str(layout.shapes_file.resolve()))
-    masses = pseudo_data(layout, model.settings["selection"], model.settings["mass_variable"], seed=11)
+    masses = pseudo_data(layout, model, seed=11)
     data = tmp_path / "data.root"
     with uproot.recreate(data) as file:
         file["events"] = {"m_gg_fit": masses, "fit_status": np.zeros(len(masses), dtype=np.int32)}
@@ -245,7 +267,7 @@ def test_scan_of_histograms_binned_and_weighted(analysis):
 
     layout = OutputLayout.from_config(analysis)
     model = load_model(str(layout.shapes_file.resolve()))
-    masses = pseudo_data(layout, model.settings["selection"], model.settings["mass_variable"], seed=12)
+    masses = pseudo_data(layout, model, seed=12)
     window = {"start": 1.0, "stop": 1.3, "global_toys": 0, "step_sigmas": 3.0}
     unbinned = scan_spectrum(masses, model, **window)
     axis = hist.axis.Regular(30_000, 0.0, 3.0, name="m_gg")  # 0.1 MeV bins, sigma ~ 11 MeV
@@ -281,3 +303,189 @@ def test_plots_draw_on_given_axes(serial):
     colours = [matplotlib.colors.to_hex(c.get_facecolor()[0]) for c in top.collections[:2]]
     assert colours == [BAND_COLOURS[2], BAND_COLOURS[1]]
     plt.close(fig)
+
+
+@pytest.mark.slow
+def test_small_background_samples_fake_no_discoveries(analysis, tmp_path_factory, caplog):
+    """Background-only pseudo-data of a small simulation (10,000 gamma gamma gamma events,
+    weights ~8) give the same distribution of the largest local Z over a scan as those of a
+    sample 60 times larger, and the Gross-Vitells expectation; drawn event by event they fake
+    peaks (the failure this guards against)."""
+    model = load_model(str(OutputLayout.from_config(analysis).shapes_file.resolve()))
+    selection, variable = model.settings["selection"], model.settings["mass_variable"]
+    window = {"start": 0.4, "stop": 3.0, "step_sigmas": 2.0, "global_toys": 0, "limits": False}
+    z = {}
+    for name, events, modes, toys in (("large", 600_000, ("smooth",), 24), ("small", 10_000, ("smooth", "events"), 24)):
+        settings = {**SCAN, "simulation.backgrounds.ggg.events": events, "simulation.chunk_size": 100_000}
+        config = small_config(tmp_path_factory.mktemp(name), **settings)
+        run_simulation(config, samples=["ggg"], progress=False, workers=2)
+        run_kinfit(config, progress=False)
+        layout = OutputLayout.from_config(config)
+        for mode in modes:
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, logger="bumphunt"):
+                background = BackgroundModel(layout, selection, variable, model.resolution, mode=mode)
+            if (name, mode) == ("small", "smooth"):
+                weight = float(read_ntuple(layout.ntuple("kinfit", "ggg"), ["weight"])["weight"].max())
+                warning = message("pseudo-data-small-sample", sample="ggg", weight=f"{weight:.3g}")
+                assert [r.getMessage() for r in caplog.records] == [warning]
+            n = toys if mode == "smooth" else 6
+            z[name, mode] = np.array(
+                [scan_spectrum(background.sample(seed), model, **window)["z_local"] for seed in range(n)]
+            )
+    z_max = {key: np.nanmax(values, axis=1) for key, values in z.items()}
+    small, large = z_max["small", "smooth"], z_max["large", "smooth"]
+    print({f"{name} {mode}": f"{v.mean():.2f} +- {v.std(ddof=1):.2f}" for (name, mode), v in z_max.items()})
+    assert stats.ks_2samp(small, large).pvalue > 0.01
+    assert abs(small.mean() - large.mean()) < 3 * np.hypot(small.std(ddof=1), large.std(ddof=1)) / np.sqrt(len(small))
+    # the tail Gross and Vitells expect (an asymptotic formula: a level well above u0), with the
+    # upcrossings of u0 = 0.5 counted on the large sample
+    level = 0.5
+    mean_upcrossings = np.mean([upcrossings(values, level) for values in z["large", "smooth"]])
+    for u in (3.0, 3.5):
+        expected = min(1.0, stats.chi2.sf(u**2, 1) / 2 + mean_upcrossings * np.exp(-(u**2 - level**2) / 2))
+        observed = np.mean(small > u)
+        print(f"P(Z_max > {u}): small sample {observed:.2f}, Gross-Vitells {expected:.2f}")
+        assert abs(observed - expected) < 3 * np.sqrt(expected * (1 - expected) / len(small)) + 1 / len(small)
+    # event by event, every simulated event stands for ~8 candidates at one mass
+    assert z_max["small", "events"].mean() > large.mean() + 1.5
+
+
+def _old_results(layout: OutputLayout, fingerprint: str) -> list[Path]:
+    """Tables and two plots of an earlier scan with ``fingerprint``, and one of its points."""
+    layout.scan_points_dir.mkdir(parents=True, exist_ok=True)
+    (layout.scan_points_dir / "m1.0000000.json").write_text(json.dumps({"fingerprint": fingerprint, "row": {}}))
+    layout.scan_table_json.write_text(json.dumps({"fingerprint": fingerprint, "rows": []}))
+    files = [layout.scan_table_csv, layout.scan_table_json, *map(layout.scan_plot, ("upper_limits", "best_fit"))]
+    for path in files:
+        if not path.exists():
+            path.write_text("old")
+    return files
+
+
+def test_results_of_other_inputs_are_removed_when_a_scan_starts(tmp_path, caplog):
+    layout = OutputLayout(tmp_path).with_stage_dir("scan", tmp_path / "scan")
+    files = _old_results(layout, "0123456789abcdef")
+    assert remove_stale_results(layout, "0123456789abcdef") == [] and all(p.is_file() for p in files)
+    with caplog.at_level("WARNING", logger="bumphunt"):
+        assert remove_stale_results(layout, "fedcba9876543210") == files
+    names = "results.csv, results.json, upper_limits.png, best_fit.png"
+    expected = message("scan-stale-results", files=names, folder=layout.scan_dir)
+    assert [r.getMessage() for r in caplog.records] == [expected]
+    assert not any(p.exists() for p in files)
+    assert [p.name for p in layout.scan_points_dir.iterdir()] == ["m1.0000000.json"], "points carry their fingerprint"
+    # tables that cannot be told current (no readable results.json) go as well
+    layout.scan_table_csv.write_text("old")
+    layout.scan_table_json.write_text("{not json")
+    assert remove_stale_results(layout, "fedcba9876543210") == [layout.scan_table_csv, layout.scan_table_json]
+
+
+def _scan_in_subprocess(config: dict, tmp_path: Path, output: Path) -> subprocess.Popen:
+    """A scan in another process, returned once it has finished its first mass point."""
+    config_path = tmp_path / "analysis.json"
+    config_path.write_text(json.dumps(config))
+    code = (
+        "import json, sys; from bumphunt.scan import run_scan; "
+        f"run_scan(json.load(open({str(config_path)!r})), output_dir={str(output)!r}, workers=1, progress=False)"
+    )
+    before = set((output / "points").glob("m*.json"))
+    process = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.time() + 120
+    while time.time() < deadline and not set((output / "points").glob("m*.json")) - before:
+        assert process.poll() is None, "the scan ended early"
+        time.sleep(0.05)
+    return process
+
+
+@pytest.mark.slow
+def test_interrupted_rescan_leaves_no_old_results(analysis, tmp_path):
+    output = tmp_path / "rescan"
+    layout = OutputLayout.from_config(analysis).with_stage_dir("scan", output)
+    files = _old_results(layout, "0123456789abcdef")
+    process = _scan_in_subprocess(analysis, tmp_path, output)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not any(p.exists() for p in files)
+    assert len(list(layout.scan_points_dir.glob("m*.json"))) >= 2
+
+
+@pytest.mark.slow
+def test_second_scan_into_a_busy_folder_is_refused(analysis, tmp_path):
+    output = tmp_path / "busy"
+    process = _scan_in_subprocess(analysis, tmp_path, output)
+    try:
+        started = time.perf_counter()
+        with pytest.raises(BumphuntError, match=pattern("scan-folder-busy", folder=output)):
+            run_scan(analysis, output_dir=output, workers=1, progress=False)
+        assert time.perf_counter() - started < 5, "refused at once"
+        args = ["scan", "-c", str(tmp_path / "analysis.json"), "-o", str(output), "-q"]
+        result = CliRunner().invoke(main, args, prog_name="bumphunt")
+        assert result.exit_code == 2 and result.output == f"bumphunt: {message('scan-folder-busy', folder=output)}\n"
+        assert process.poll() is None, "the running scan goes on"
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    # the lock ends with the process that held it, even a killed one
+    lock_scan_folder(OutputLayout.from_config(analysis).with_stage_dir("scan", output)).release()
+
+
+@pytest.mark.slow
+def test_scans_that_do_not_fit_their_shapes_are_refused_or_flagged(analysis, tmp_path, caplog):
+    layout = OutputLayout.from_config(analysis)
+    model = load_model(str(layout.shapes_file.resolve()))
+    masses = pseudo_data(layout, model, seed=13, mode="events")
+    data = tmp_path / "data.root"
+    with uproot.recreate(data) as file:
+        file["events"] = {"m_gg_fit": masses, "fit_status": np.zeros(len(masses), dtype=np.int32)}
+    quick = {"data": str(data), "global_toys": 0, "plots": False, "start": 1.0, "stop": 1.1}
+    config = {**analysis, "scan": {**analysis["scan"], **quick}}
+    # shapes of other beams
+    other = {**config, "beam": {**config["beam"], "e_minus_energy": 7.1}}
+    sqrt_s = Beams.from_config(other).sqrt_s
+    fitted = f"{model.settings['sqrt_s']:.6f}"
+    shapes = layout.shapes_file.resolve()
+    expected = pattern("scan-shapes-other-beams", path=shapes, fitted=fitted, sqrt_s=f"{sqrt_s:.6f}")
+    with pytest.raises(BumphuntError, match=expected):
+        run_scan(other, output_dir=tmp_path / "beams", progress=False)
+    # another selection in the configuration: the shapes' selection is used, with a warning
+    loose = {**config, "shapes": {**config["shapes"], "selection": "fit_pvalue > 0.01"}}
+    with caplog.at_level(logging.WARNING, logger="bumphunt"):
+        selected = run_scan(loose, output_dir=tmp_path / "selection", progress=False).result
+    expected = message(
+        "scan-shapes-other-selection", selection=model.settings["selection"], variable="m_gg_fit",
+        path=layout.shapes_file.resolve(), config_selection="fit_pvalue > 0.01", config_variable="m_gg_fit",
+    )  # fmt: skip
+    assert expected in [r.getMessage() for r in caplog.records]
+    reference = run_scan(config, output_dir=tmp_path / "reference", progress=False).result
+    np.testing.assert_array_equal(selected["ul_obs"], reference["ul_obs"])
+    # own data with look-elsewhere toys and no background simulation
+    alone = {**config, "output_dir": str(tmp_path / "alone"), "scan": {**config["scan"], "global_toys": 1,
+             "shapes": str(layout.shapes_file)}}  # fmt: skip
+    kinfit = OutputLayout.from_config(alone).kinfit_dir
+    reason = f"{kinfit}: no background ntuples after the kinematic fit (run `bumphunt kinfit`)"
+    with pytest.raises(
+        BumphuntError, match=pattern("scan-toys-without-background", toys=1, kinfit=kinfit, reason=reason)
+    ):
+        run_scan(alone, progress=False)
+    # hypotheses beyond the masses the shapes were fitted on are flagged, without an efficiency
+    low, high = model.mass_range
+    edge = scan_spectrum(masses, model, start=low - 0.05, stop=low + 0.02, limits=False, luminosity=445.0,
+                         global_toys=0)  # fmt: skip
+    outside = edge["mass"] < low
+    assert outside.any() and (~outside).any()
+    assert set(edge["fit_status"][outside]) == {message("scan-outside-shapes", low=f"{low:g}", high=f"{high:g}")}
+    assert np.isnan(edge["efficiency"][outside]).all() and np.isfinite(edge["efficiency"][~outside]).all()
+    beyond = pattern("scan-spectrum-beyond-sqrt-s", sqrt_s=f"{model.settings['sqrt_s']:.4f}", stop=11.0)
+    with pytest.raises(BumphuntError, match=beyond):
+        scan_spectrum(masses, model, start=1.0, stop=11.0)
+
+
+def test_heavy_event_weights_are_reported(analysis, caplog):
+    layout = OutputLayout.from_config(analysis)
+    model = load_model(str(layout.shapes_file.resolve()))
+    weight = float(read_ntuple(layout.ntuple("kinfit", "ggg"), ["weight"])["weight"].max())
+    with caplog.at_level(logging.WARNING, logger="bumphunt"):
+        BackgroundModel(layout, "fit_status == 0", "m_gg_fit", model.resolution, mode="events")
+    assert [r.getMessage() for r in caplog.records] == [
+        message("pseudo-data-heavy-weights", sample="ggg", weight=f"{weight:.3g}")
+    ]

@@ -13,6 +13,7 @@ from bumphunt.config import load_config
 from bumphunt.errors import BumphuntError
 from bumphunt.models import MassFit, ShapeModel, SignalShape, dscb
 from bumphunt.models.signal import wrong_pair_endpoint
+from bumphunt.models.splines import ParameterSpline
 from bumphunt.models.zfit_pdfs import zfit_signal_pdf
 from bumphunt.shapes import (
     build_shape_model,
@@ -25,6 +26,7 @@ from bumphunt.shapes import (
 )
 from bumphunt.shapes.splinefit import PeakData, peak_nll_all
 
+from .bad_inputs import pattern
 from .helpers import collect_logs, small_config
 
 PARAMETER_SETS = [
@@ -391,3 +393,120 @@ def test_load_rejects_foreign_files(tmp_path):
 def test_mass_fit_serialises():
     fit = MassFit(1.0, "ok", 100, values={"mu": 1.0}, errors={"mu": math.nan})
     assert MassFit(**json.loads(json.dumps(fit.__dict__))).values == {"mu": 1.0}
+
+
+def _sound_shapes(tmp_path):
+    """A small signal model of constant parameters, written as the shape stage writes one."""
+
+    def constant(value, transform="none"):
+        return ParameterSpline((0.2,) * 4 + (3.0,) * 4, (value,) * 4, 3, (0.2, 3.0), transform)
+
+    splines = {
+        "mu_offset": constant(0.0),
+        "sigma": constant(math.log(0.01), "log"),
+        "alpha_l": constant(math.log(1.5), "log"),
+        "alpha_r": constant(math.log(2.0), "log"),
+        "gauss_fraction": constant(-1.0, "logit"),
+        "gauss_ratio": constant(0.0, "log_minus_one"),
+        "combinatorial_density": constant(0.0),
+        "c1": constant(0.1),
+        "efficiency": constant(0.8),
+    }
+    settings = {"mass_variable": "m_gg_fit", "selection": "fit_status == 0", "peak": "doublecb", "n_l": 10.0,
+                "n_r": 10.0, "second_gaussian": True, "window_sigmas": 20.0, "sqrt_s": 10.58, "edge_shift": 0.0,
+                "edge_width": math.nan}  # fmt: skip
+    fits = [MassFit(1.0, "ok", 100, 90, 80, 0.8, 1.2, {"mu": 1.0}, {"mu": math.nan}, edge=math.inf)]
+    path = ShapeModel(splines, settings, fits, [2.0], {"summary": {}}).save(tmp_path / "signal_shapes.json")
+    return path, json.loads(path.read_text())
+
+
+def test_broken_shape_files_are_refused_naming_the_entry(tmp_path):
+    path, sound = _sound_shapes(tmp_path)
+    assert ShapeModel.load(path).shape(1.0).sigma_l == pytest.approx(0.01)
+
+    def refused(change, expected):
+        document = json.loads(json.dumps(sound))
+        change(document)
+        path.write_text(json.dumps(document))
+        with pytest.raises(BumphuntError, match=expected):
+            ShapeModel.load(path)
+
+    def missing(entry):
+        return pattern("shapes-missing-key", path=path, entry=entry)
+
+    def wrong_type(entry, expected, found):
+        return pattern("shapes-wrong-type", path=path, entry=entry, expected=expected, found=found)
+
+    def out_of_range(entry, value, limit):
+        return pattern("shapes-out-of-range", path=path, entry=entry, value=value, limit=limit)
+
+    refused(lambda d: d.pop("parameters"), missing("parameters"))
+    refused(lambda d: d["settings"].pop("n_l"), missing("settings.n_l"))
+    refused(lambda d: d["parameters"].pop("c1"), missing("parameters.c1"))
+    refused(lambda d: d["parameters"]["sigma"].pop("knots"), missing("parameters.sigma.knots"))
+    refused(lambda d: d["fits"][0].pop("mass"), missing("fits[0].mass"))
+    refused(lambda d: d["settings"].update(n_l="10"), wrong_type("settings.n_l", "a number", "a string"))
+    refused(lambda d: d.update(parameters=[]), wrong_type("parameters", "an object", "an array"))
+    refused(
+        lambda d: d["parameters"]["efficiency"]["coefficients"].__setitem__(2, None),
+        wrong_type("parameters.efficiency.coefficients[2]", "a number", "null"),
+    )
+    for spline, key in (("sigma", "coefficients"), ("c1", "knots")):
+        refused(
+            lambda d, spline=spline, key=key: d["parameters"][spline].update({key: []}),
+            pattern("shapes-empty-spline", path=path, entry=f"parameters.{spline}.{key}"),
+        )
+    refused(
+        lambda d: d["parameters"]["sigma"].update(knots=[0.2, 0.2, 0.2, 0.2, 3.0, 3.0]),
+        pattern(
+            "shapes-spline-inconsistent",
+            path=path,
+            entry="parameters.sigma",
+            knots=6,
+            coefficients=4,
+            degree=3,
+            needed=8,
+        ),
+    )
+    refused(lambda d: d["settings"].update(edge_width=0.0), out_of_range("settings.edge_width", 0.0, 0))
+    refused(lambda d: d["settings"].update(window_sigmas=-2), out_of_range("settings.window_sigmas", -2, 0))
+    refused(lambda d: d["settings"].update(n_r=1), out_of_range("settings.n_r", 1, 1))
+    refused(
+        lambda d: d["parameters"]["sigma"].update(transform="none", coefficients=[-0.01] * 4),
+        pattern("shapes-width-not-positive", path=path, entry="parameters.sigma.transform", transform="none"),
+    )
+
+
+def test_shape_file_checks_beyond_the_schema(tmp_path):
+    path, sound = _sound_shapes(tmp_path)
+    for change, problem in [
+        (lambda d: d["parameters"]["alpha_l"]["coefficients"].__setitem__(1, math.nan),
+         "'parameters.alpha_l.coefficients[1]' is nan, not a finite number"),
+        (lambda d: d["settings"].update(window_sigmas=math.inf),
+         "'settings.window_sigmas' is inf, not a finite number"),
+        (lambda d: d["parameters"]["mu_offset"].update(knots=[0.2] * 4 + [3.0, 3.0, 3.0, 2.0]),
+         "'parameters.mu_offset.knots' are not in increasing order"),
+        (lambda d: d["parameters"]["c1"].update(mass_range=[3.0, 0.2]),
+         "'parameters.c1.mass_range' runs from 3.0 down to 0.2"),
+        (lambda d: d["parameters"]["c1"].update(knots=[0.2, 3.0], coefficients=[1.0]),
+         "'parameters.c1' has 1 coefficient(s), a spline of degree 3 needs at least 4"),
+        (lambda d: d["parameters"].update(sigma_l=d["parameters"].pop("sigma")),
+         "missing key 'parameters.sigma_r' (needed with 'sigma_l')"),
+        (lambda d: d["parameters"].pop("sigma"),
+         "missing key 'parameters.sigma' (or 'parameters.sigma_l' and 'parameters.sigma_r')"),
+        (lambda d: d["fits"][0].update(bogus=1), "unknown key 'fits[0].bogus'"),
+    ]:  # fmt: skip
+        document = json.loads(json.dumps(sound))
+        change(document)
+        path.write_text(json.dumps(document))
+        with pytest.raises(BumphuntError) as error:
+            ShapeModel.load(path)
+        assert str(error.value) == f"{path}: broken signal-shape file: {problem}"
+
+
+def test_shape_file_schema_lists_every_mass_fit_field():
+    from dataclasses import fields
+    from importlib import resources
+
+    schema = json.loads(resources.files("bumphunt.schemas").joinpath("signal_shapes.schema.json").read_text())
+    assert set(schema["$defs"]["mass_fit"]["properties"]) == {f.name for f in fields(MassFit)}

@@ -14,11 +14,14 @@ it drops to 1 where the endpoint leaves the window.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import asdict, dataclass, field
+from importlib import resources
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 from scipy.optimize import brentq
 
@@ -231,6 +234,13 @@ class ShapeModel:
     held_out: list[float]
     validation: dict = field(default_factory=dict)
 
+    @property
+    def mass_range(self) -> tuple[float, float]:
+        """The generated masses the interpolation was fitted on (GeV); beyond them it is
+        extrapolated as a constant, and the scan flags hypotheses there."""
+        low, high = self.splines["mu_offset"].mass_range
+        return float(low), float(high)
+
     def parameter(self, name: str, mass) -> np.ndarray:
         return self.splines[name](mass)
 
@@ -306,7 +316,9 @@ class ShapeModel:
         Raises
         ------
         BumphuntError
-            The file is missing, not JSON, or not a signal-shape file of a known version.
+            The file is missing, not JSON, not a signal-shape file of a known version, or
+            broken: the message names the first bad entry by its JSON path
+            (``bumphunt/schemas/signal_shapes.schema.json`` and :func:`shapes_file_problem`).
         """
         path = Path(path)
         try:
@@ -315,10 +327,13 @@ class ShapeModel:
             raise BumphuntError(f"{path}: cannot read signal shapes ({error.strerror or error})") from None
         except json.JSONDecodeError as error:
             raise BumphuntError(f"{path}: not a JSON file ({error.msg})") from None
-        if data.get("format") != FORMAT:
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise BumphuntError(f"{path}: not a bumphunt signal-shape file")
         if data.get("version") != FORMAT_VERSION:
             raise BumphuntError(f"{path}: signal-shape format version {data.get('version')}, expected {FORMAT_VERSION}")
+        problem = shapes_file_problem(data)
+        if problem:
+            raise BumphuntError(f"{path}: broken signal-shape file: {problem}")
         return cls(
             splines={name: ParameterSpline.from_dict(d) for name, d in data["parameters"].items()},
             settings=data["settings"],
@@ -336,3 +351,108 @@ def _jsonable(value):
     if isinstance(value, (np.floating, np.integer, np.bool_)):
         return value.item()
     return value
+
+
+@functools.cache
+def _shapes_file_validator() -> jsonschema.Draft202012Validator:
+    text = resources.files("bumphunt.schemas").joinpath("signal_shapes.schema.json").read_text()
+    return jsonschema.Draft202012Validator(json.loads(text))
+
+
+def shapes_file_problem(document: dict) -> str | None:
+    """What is wrong with a signal-shape document, naming the bad entry by its JSON path
+    (``parameters.sigma.coefficients``, ``fits[3].mass``); None when it is sound.
+
+    The schema ``bumphunt/schemas/signal_shapes.schema.json`` checks keys, types and ranges
+    (positive widths, n > 1); beyond it every spline needs finite numbers, knots in order,
+    as many knots as coefficients + degree + 1, and a mass range from low to high.
+    """
+    # the shallowest error first; at one depth a named missing key before "sigma or sigma_l/_r"
+    errors = sorted(
+        _shapes_file_validator().iter_errors(document), key=lambda e: (len(e.absolute_path), e.validator == "anyOf")
+    )
+    if errors:
+        return _describe_schema_error(errors[0])
+    for key in ("n_l", "n_r", "window_sigmas", "sqrt_s"):
+        value = document["settings"].get(key)
+        if value is not None and not math.isfinite(value):
+            return f"'settings.{key}' is {value}, not a finite number"
+    for name, spline in document["parameters"].items():
+        problem = _spline_problem(f"parameters.{name}", spline)
+        if problem:
+            return problem
+    return None
+
+
+def _spline_problem(where: str, spline: dict) -> str | None:
+    for key in ("knots", "coefficients", "mass_range"):
+        for index, value in enumerate(spline[key]):
+            if not math.isfinite(value):
+                return f"'{where}.{key}[{index}]' is {value}, not a finite number"
+    knots, n_coefficients, degree = spline["knots"], len(spline["coefficients"]), spline["degree"]
+    if n_coefficients <= degree:
+        return f"'{where}' has {n_coefficients} coefficient(s), a spline of degree {degree} needs at least {degree + 1}"
+    if len(knots) != n_coefficients + degree + 1:
+        return (
+            f"'{where}' has {len(knots)} knots for {n_coefficients} coefficients of degree {degree} "
+            f"(needs {n_coefficients + degree + 1})"
+        )
+    if any(later < earlier for earlier, later in zip(knots, knots[1:])):
+        return f"'{where}.knots' are not in increasing order"
+    low, high = spline["mass_range"]
+    if low > high:
+        return f"'{where}.mass_range' runs from {low} down to {high}"
+    return None
+
+
+def _json_path(parts) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+_JSON_TYPES = {"number": "a number", "integer": "an integer", "string": "a string", "array": "an array",
+               "object": "an object", "boolean": "true or false", "null": "null"}  # fmt: skip
+
+
+def _json_type(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {str: "a string", list: "an array", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def _describe_schema_error(error: jsonschema.ValidationError) -> str:
+    """One schema error as a short sentence naming the entry by its JSON path."""
+    path, kind, limit, value = list(error.absolute_path), error.validator, error.validator_value, error.instance
+    where = _json_path(path)
+    if kind == "required":
+        return f"missing key '{_json_path([*path, next(k for k in limit if k not in value)])}'"
+    if kind == "dependentRequired":
+        key, needed = next((k, n) for k, ns in limit.items() if k in value for n in ns if n not in value)
+        return f"missing key '{_json_path([*path, needed])}' (needed with '{key}')"
+    if kind == "anyOf" and all(set(option) == {"required"} for option in limit):
+        options = [" and ".join(f"'{_json_path([*path, k])}'" for k in option["required"]) for option in limit]
+        return f"missing key {options[0]} (or {' or '.join(options[1:])})"
+    if kind == "additionalProperties":
+        unknown = next(k for k in value if k not in error.schema.get("properties", {}))
+        return f"unknown key '{_json_path([*path, unknown])}'"
+    if kind == "type":
+        expected = " or ".join(_JSON_TYPES[t] for t in ([limit] if isinstance(limit, str) else limit))
+        return f"'{where}' should be {expected}, not {_json_type(value)}"
+    if kind in ("minItems", "maxItems"):
+        entries = f"{len(value)} {'entry' if len(value) == 1 else 'entries'}"
+        if not value:
+            return f"'{where}' is empty"
+        return f"'{where}' has {entries}, needs {'at least' if kind == 'minItems' else 'at most'} {limit}"
+    if kind in ("exclusiveMinimum", "minimum", "maximum"):
+        bound = {"exclusiveMinimum": "above", "minimum": "at least", "maximum": "at most"}[kind]
+        return f"'{where}' is {value}, must be {bound} {limit}"
+    if kind in ("const", "enum"):
+        allowed = json.dumps(limit) if kind == "const" else "one of " + ", ".join(json.dumps(v) for v in limit)
+        return f"'{where}' is {json.dumps(value)}, must be {allowed}"
+    return f"'{where}': {error.message}"

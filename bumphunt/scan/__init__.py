@@ -7,23 +7,26 @@ and resume), :mod:`~bumphunt.scan.results` (:class:`ScanResult` and its tables),
 spectrum of one's own). The statistics are :mod:`bumphunt.stats`.
 """
 
-from .data import Spectrum, pseudo_data, spectrum_from
+from .data import BackgroundModel, SmoothBackground, Spectrum, pseudo_data, smooth_background, spectrum_from
 from .grid import VETOES, scan_grid
 from .results import COLUMNS, ScanResult, read_table, table_csv, write_table
 from .runner import window_shape
 from .stage import ScanSummary, run_scan, scan_spectrum
 
 __all__ = [
+    "BackgroundModel",
     "COLUMNS",
     "VETOES",
     "ScanResult",
     "ScanSummary",
+    "SmoothBackground",
     "Spectrum",
     "pseudo_data",
     "read_table",
     "run_scan",
     "scan_grid",
     "scan_spectrum",
+    "smooth_background",
     "spectrum_from",
     "table_csv",
     "window_shape",

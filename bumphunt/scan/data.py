@@ -8,15 +8,19 @@ the scan uses, so data and signal shapes are always selected alike.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy import signal
 
 from ..cuts import branches_used, evaluate_cut
 from ..errors import BumphuntError, NtupleError
 from ..layout import OutputLayout
 from ..ntuple import BACKGROUND_SAMPLES, iterate_ntuple, read_metadata, read_ntuple
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,51 +80,177 @@ class Spectrum:
         )
 
 
-def candidates(path, selection: str, mass_variable: str, *, weights_to_counts=None) -> np.ndarray:
+def candidates(path, selection: str, mass_variable: str, *, count_dropped: bool = False):
     """Finite diphoton candidates of the events of an ntuple passing ``selection``.
 
-    With ``weights_to_counts`` (a numpy Generator) each event enters Poisson(weight) times:
-    a pseudo-data set with the expected number of events.
+    Candidates with a NaN or infinite mass are dropped and logged; with ``count_dropped``
+    their number is returned too, as ``(candidates, dropped)``.
     """
     needed = {mass_variable} | branches_used(selection)
-    if weights_to_counts is not None:
-        needed.add("weight")
     pieces = []
     for chunk in iterate_ntuple(path, sorted(needed), step_size=500_000):
         keep = evaluate_cut(selection, chunk, len(chunk[mass_variable]))
-        values = chunk[mass_variable][keep]
-        if weights_to_counts is not None:
-            values = np.repeat(values, weights_to_counts.poisson(chunk["weight"][keep]), axis=0)
-        pieces.append(values.ravel())
+        pieces.append(np.asarray(chunk[mass_variable][keep], dtype=np.float64).ravel())
     values = np.concatenate(pieces) if pieces else np.array([])
-    return values[np.isfinite(values)]
+    finite = np.isfinite(values)
+    dropped = int(np.count_nonzero(~finite))
+    if dropped:
+        log.warning("%s: %d candidates with a NaN or infinite %s dropped", path, dropped, mass_variable)
+    return (values[finite], dropped) if count_dropped else values[finite]
 
 
-def pseudo_data(
-    layout: OutputLayout,
-    selection: str,
-    mass_variable: str,
-    *,
-    seed: int,
-    inject_mass: float | None = None,
-    inject_events: float = 0.0,
-) -> np.ndarray:
-    """Background-only (or signal-injected) pseudo-data from the fitted background samples.
+@dataclass(frozen=True)
+class SmoothBackground:
+    """Expected candidates of a background in fine mass bins, smooth on the scale of the resolution.
 
-    Every background event of ``layout``'s kinematic-fit ntuples enters Poisson(weight)
-    times, so the pseudo-data holds the expected numbers at the configured luminosity; with
-    ``inject_mass``, Poisson(inject_events) signal events of the nearest generated ALP mass
-    are added. Returns the sorted candidates.
+    The bins are even in u = integral dm / sigma(m) (``bins_per_sigma`` per resolution); the
+    weighted counts of the simulation are replaced in every bin by a local cubic fit over
+    +-``smoothing`` resolutions (a Savitzky-Golay filter), which keeps the slope and the
+    curvature of the spectrum but none of the simulation's own fluctuations on the scale of a
+    signal peak.
     """
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(7,)))
-    paths = layout.existing_ntuples("kinfit", BACKGROUND_SAMPLES)
-    if not paths:
-        raise NtupleError(f"{layout.kinfit_dir}: no background ntuples after the kinematic fit (run `bumphunt kinfit`)")
-    pieces = [candidates(path, selection, mass_variable, weights_to_counts=rng) for path in paths]
-    if inject_mass is not None and inject_events > 0:
-        alp = layout.ntuple("kinfit", "alp")
-        pieces.append(injected_signal(alp, selection, mass_variable, rng, inject_mass, inject_events))
-    return np.sort(np.concatenate(pieces))
+
+    edges: np.ndarray
+    expected: np.ndarray
+
+    def sample(self, rng: np.random.Generator) -> np.ndarray:
+        """Poisson counts in every bin, spread evenly within it."""
+        counts = rng.poisson(self.expected)
+        low = np.repeat(self.edges[:-1], counts)
+        width = np.repeat(np.diff(self.edges), counts)
+        return low + width * rng.random(len(low))
+
+
+def smooth_background(values, weights, resolution, *, smoothing: float, bins_per_sigma: int = 4) -> SmoothBackground:
+    """The :class:`SmoothBackground` of weighted candidates.
+
+    Parameters
+    ----------
+    values, weights : arrays
+        Candidate masses (GeV) and their weights (expected events per candidate).
+    resolution : callable
+        Mass resolution sigma(m) (GeV) for an array of masses.
+    smoothing : float
+        Half-width of the local fits, in resolutions.
+    """
+    values, weights = np.asarray(values, dtype=np.float64), np.asarray(weights, dtype=np.float64)
+    low, high = 0.0, float(values.max()) * (1.0 + 1e-9) if len(values) else 1.0
+    grid = np.linspace(low, high, 400)
+    u_grid = np.concatenate([[0.0], np.cumsum(np.diff(grid) / resolution(0.5 * (grid[1:] + grid[:-1])))])
+    n_bins = max(int(np.ceil(u_grid[-1] * bins_per_sigma)), 1)
+    edges = np.interp(np.linspace(0.0, u_grid[-1], n_bins + 1), u_grid, grid)
+    counts = np.histogram(values, bins=edges, weights=weights)[0]
+    window = 2 * int(round(smoothing * bins_per_sigma)) + 1
+    if window > 4 and n_bins > window:
+        counts = np.clip(signal.savgol_filter(counts, window, 3, mode="interp"), 0.0, None)
+    return SmoothBackground(edges, counts)
+
+
+#: In ``smooth`` pseudo-data, samples whose events weigh less than this are drawn event by event:
+#: their own fluctuations add under 1 % to the Poisson variance (the meson samples, whose
+#: peaks are real); heavier samples are drawn from their :class:`SmoothBackground`.
+EVENT_BY_EVENT_WEIGHT = 0.01
+#: Event weights above which a warning is logged: in ``events`` pseudo-data each event stands
+#: for ~weight candidates at one mass, whose stacks look like signal; in ``smooth`` pseudo-data
+#: the background shape rests on fewer simulated than expected events.
+WEIGHT_WARNING = {"events": 0.1, "smooth": 1.0}
+PSEUDO_DATA_MODES = ("smooth", "events")
+
+
+@dataclass(frozen=True)
+class _EventSample:
+    masses: np.ndarray  # (events, pairs) candidate masses of the selected events
+    weights: np.ndarray  # (events,)
+
+    def sample(self, rng: np.random.Generator) -> np.ndarray:
+        values = np.repeat(self.masses, rng.poisson(self.weights), axis=0).ravel()
+        return values[np.isfinite(values)]
+
+
+class BackgroundModel:
+    """The background simulation as pseudo-data draw it, read once for any number of draws.
+
+    ``mode="smooth"`` (the default of ``scan.pseudo_data``): samples with event weights above
+    :data:`EVENT_BY_EVENT_WEIGHT` are drawn from a :class:`SmoothBackground` (local cubic
+    fits over +-``smoothing`` resolutions), the others event by event. ``mode="events"``:
+    every event enters Poisson(weight) times, which keeps every fluctuation of the simulation
+    and fakes peaks where weights approach 1.
+
+    Parameters
+    ----------
+    layout : OutputLayout
+        Where the kinematic-fit ntuples of the background samples are.
+    selection, mass_variable : str
+        Those of the signal model.
+    resolution : callable
+        sigma(m) of the signal model (GeV).
+    """
+
+    def __init__(self, layout: OutputLayout, selection: str, mass_variable: str, resolution, *,
+                 mode: str = "smooth", smoothing: float = 30.0):  # fmt: skip
+        if mode not in PSEUDO_DATA_MODES:
+            raise BumphuntError(f"unknown pseudo-data mode {mode!r}; choose {' or '.join(PSEUDO_DATA_MODES)}")
+        paths = layout.existing_ntuples("kinfit", BACKGROUND_SAMPLES)
+        if not paths:
+            raise NtupleError(
+                f"{layout.kinfit_dir}: no background ntuples after the kinematic fit (run `bumphunt kinfit`)"
+            )
+        self.layout, self.selection, self.mass_variable, self.mode = layout, selection, mass_variable, mode
+        self.samples, self.max_weight, self.n_dropped = [], {}, 0
+        for path in paths:
+            events = _selected_events(path, selection, mass_variable)
+            finite = np.isfinite(events.masses)
+            self.n_dropped += int(np.count_nonzero(~finite))
+            self.max_weight[path.stem] = float(events.weights.max()) if len(events.weights) else 0.0
+            if mode == "smooth" and self.max_weight[path.stem] > EVENT_BY_EVENT_WEIGHT:
+                weights = np.broadcast_to(events.weights[:, None], events.masses.shape)
+                self.samples.append(
+                    smooth_background(events.masses[finite], weights[finite], resolution, smoothing=smoothing)
+                )
+            else:
+                self.samples.append(events)
+        heaviest = max(self.max_weight, key=self.max_weight.get)
+        if self.max_weight[heaviest] > WEIGHT_WARNING[mode]:
+            log.warning(
+                "background sample %s has event weights up to %.3g (> %g): %s", heaviest,
+                self.max_weight[heaviest], WEIGHT_WARNING[mode],
+                "pseudo-data repeat each event about that often and fake peaks; use scan.pseudo_data=smooth"
+                if mode == "events" else "its shape rests on fewer simulated than expected events; simulate more",
+            )  # fmt: skip
+        if self.n_dropped:
+            log.warning("%d background candidates with a NaN or infinite %s dropped", self.n_dropped, mass_variable)
+
+    def sample(self, seed: int, *, inject_mass: float | None = None, inject_events: float = 0.0) -> np.ndarray:
+        """Sorted pseudo-data: the expected background at the configured luminosity (and, with
+        ``inject_mass``, Poisson(inject_events) ALPs of the nearest generated mass)."""
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(7,)))
+        pieces = [sample.sample(rng) for sample in self.samples]
+        if inject_mass is not None and inject_events > 0:
+            alp = self.layout.ntuple("kinfit", "alp")
+            pieces.append(injected_signal(alp, self.selection, self.mass_variable, rng, inject_mass, inject_events))
+        return np.sort(np.concatenate(pieces))
+
+
+def _selected_events(path, selection: str, mass_variable: str) -> _EventSample:
+    needed = {mass_variable, "weight"} | branches_used(selection)
+    masses, weights = [], []
+    for chunk in iterate_ntuple(path, sorted(needed), step_size=500_000):
+        keep = evaluate_cut(selection, chunk, len(chunk[mass_variable]))
+        values = np.asarray(chunk[mass_variable][keep], dtype=np.float64)
+        masses.append(values.reshape(len(values), -1))
+        weights.append(np.asarray(chunk["weight"][keep], dtype=np.float64))
+    if not masses:
+        return _EventSample(np.empty((0, 1)), np.empty(0))
+    return _EventSample(np.concatenate(masses), np.concatenate(weights))
+
+
+def pseudo_data(layout: OutputLayout, model, *, seed: int, mode: str = "smooth", smoothing: float = 30.0,
+                inject_mass: float | None = None, inject_events: float = 0.0) -> np.ndarray:  # fmt: skip
+    """Background-only (or signal-injected) pseudo-data for the signal model ``model``, drawn
+    once (:class:`BackgroundModel` draws many)."""
+    background = BackgroundModel(layout, model.settings.get("selection", ""), model.settings["mass_variable"],
+                                 model.resolution, mode=mode, smoothing=smoothing)  # fmt: skip
+    return background.sample(seed, inject_mass=inject_mass, inject_events=inject_events)
 
 
 def injected_signal(path, selection: str, mass_variable: str, rng, mass: float, n_produced: float) -> np.ndarray:
@@ -156,7 +286,10 @@ def spectrum_from(data, *, selection: str = "", mass_variable: str = "m_gg_fit")
     if hasattr(data, "axes") and hasattr(data, "values"):
         return _histogram_spectrum(data)
     values = np.asarray(data, dtype=np.float64).ravel()
-    return Spectrum(np.sort(values[np.isfinite(values)]))
+    finite = np.isfinite(values)
+    if not finite.all():
+        log.warning("%d candidates with a NaN or infinite mass dropped", np.count_nonzero(~finite))
+    return Spectrum(np.sort(values[finite]))
 
 
 def _histogram_spectrum(histogram) -> Spectrum:

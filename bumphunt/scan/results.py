@@ -47,6 +47,8 @@ class ScanResult:
         Hash of the inputs (settings, signal model, data, code).
     resumed_points : int
         Mass points taken from an interrupted scan with the same fingerprint.
+    dropped_candidates : int
+        Candidates of the data left out for a NaN or infinite mass.
     """
 
     columns: dict[str, np.ndarray]
@@ -55,6 +57,7 @@ class ScanResult:
     settings: dict = field(default_factory=dict)
     fingerprint: str = ""
     resumed_points: int = 0
+    dropped_candidates: int = 0
 
     @classmethod
     def from_rows(cls, rows: list[dict], **fields) -> ScanResult:
@@ -108,6 +111,7 @@ class ScanResult:
                 "vetoed": {name: list(edges) for name, edges in self.vetoed.items()},
                 "settings": self.settings,
                 "fingerprint": self.fingerprint,
+                "dropped_candidates": self.dropped_candidates,
             }
         )
 
@@ -145,4 +149,5 @@ def read_table(path: str | Path) -> ScanResult:
         vetoed={name: tuple(edges) for name, edges in document["vetoed"].items()},
         settings=document.get("settings", {}),
         fingerprint=document.get("fingerprint", ""),
+        dropped_candidates=document.get("dropped_candidates", 0),
     )

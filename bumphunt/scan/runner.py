@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,13 +13,18 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 from .. import stats
-from .._io import atomic_write_text
+from .._io import atomic_write_text, writable_folder
 from .._parallel import ordered_map
 from .._version import __version__
+from ..errors import BumphuntError
+from ..layout import OutputLayout
 from ..models.signal import ShapeModel, SignalShape
 from .data import Spectrum
+
+log = logging.getLogger(__name__)
 
 #: Columns of a scan row computed at the mass point (the table adds the conversion columns).
 POINT_COLUMNS = (
@@ -75,6 +81,10 @@ def failed_row(status: str) -> dict:
 
 def evaluate_point(spectrum: Spectrum, model: ShapeModel, mass: float, settings: dict, *, discovery_only=False) -> dict:
     """Fit, significance and (unless ``discovery_only``) limits at one mass hypothesis."""
+    low, high = model.mass_range
+    if not low <= mass <= high:
+        status = f"outside the signal model's mass range ({low:g}-{high:g} GeV)"
+        return {"mass": mass, "n_events": math.nan} | failed_row(status)
     shape = window_shape(model, mass, settings)
     if spectrum.binned:
         shape = _snap_to_bins(shape, spectrum.edges)
@@ -173,3 +183,51 @@ def save_point(points_dir: Path, fingerprint: str, row: dict) -> None:
     """Write one finished mass point, atomically."""
     text = json.dumps({"fingerprint": fingerprint, "row": row})
     atomic_write_text(points_dir / f"{point_key(row['mass'])}.json", text)
+
+
+def lock_scan_folder(layout: OutputLayout) -> FileLock:
+    """Create the scan folder, check that it can be written, and lock it for this scan.
+
+    The lock (an OS lock on :attr:`~bumphunt.layout.OutputLayout.scan_lock_file`) is held
+    until it is released (:func:`run_scan` releases it when it returns or raises) and never
+    beyond the process, however it ends, so a killed scan leaves no stale lock. It is
+    re-entrant within one process.
+
+    Raises
+    ------
+    BumphuntError
+        The folder cannot be written, or another scan is writing there.
+    """
+    folder = writable_folder(layout.scan_dir)
+    lock = FileLock(layout.scan_lock_file, timeout=0, is_singleton=True)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise BumphuntError(
+            f"{folder}: another scan is writing there; wait until it ends, or scan into another folder (-o/--output)"
+        ) from None
+    return lock
+
+
+def remove_stale_results(layout: OutputLayout, fingerprint: str) -> list[Path]:
+    """Remove the tables and figures of an earlier scan with other inputs than ``fingerprint``.
+
+    ``results.json`` holds the fingerprint of the scan that wrote it; without a readable one
+    the tables and figures cannot be told current and are removed as well. Done when a scan
+    starts, so an interrupted scan never leaves old results looking current. Returns the
+    removed files.
+    """
+    try:
+        document = json.loads(layout.scan_table_json.read_text())
+    except (OSError, ValueError):
+        document = None
+    if isinstance(document, dict) and document.get("fingerprint") == fingerprint:
+        return []
+    removed = [path for path in layout.scan_results if path.is_file()]
+    for path in removed:
+        path.unlink()
+    if removed:
+        log.warning(
+            "removed %s in %s: results of a scan with other inputs", ", ".join(p.name for p in removed), layout.scan_dir
+        )
+    return removed

@@ -16,6 +16,8 @@ cluster given its scheduler address, with identical results.
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -28,12 +30,13 @@ from .._parallel import executor
 from .._progress import progress_bar
 from ..config import load_config
 from ..coupling import prompt_exclusion
-from ..errors import BumphuntError
+from ..errors import BumphuntError, NtupleError
+from ..kinematics import Beams
 from ..layout import OutputLayout
 from ..models.signal import ShapeModel
 from ..plotting import plot_brazil, plot_hypothesis_fit, plot_local_significance, save_figure
 from ..stats.lookelsewhere import GlobalSignificance, global_significance, upcrossings
-from .data import Spectrum, candidates, pseudo_data, spectrum_from
+from .data import BackgroundModel, Spectrum, candidates, spectrum_from
 from .grid import scan_grid
 from .results import ScanResult, write_table
 from .runner import (
@@ -41,12 +44,16 @@ from .runner import (
     fingerprint,
     finished_points,
     load_model,
+    lock_scan_folder,
     make_tasks,
     point_key,
+    remove_stale_results,
     run_tasks,
     save_point,
     window_shape,
 )
+
+log = logging.getLogger(__name__)
 
 #: The settings of the ``scan`` section that change the numbers of a mass point.
 POINT_SETTINGS = ("window_sigmas", "window_floor", "background_order", "confidence_level", "binned_above")
@@ -86,11 +93,51 @@ def _evaluate_points(masses, spectrum, model, model_ref, settings, pool, advance
     return done
 
 
+def _check_model_fits_analysis(model: ShapeModel, path: Path, config: dict) -> None:
+    """Refuse signal shapes fitted at another sqrt(s); say when their selection or mass
+    variable (which the scan uses) differ from the configuration's."""
+    sqrt_s, fitted = Beams.from_config(config).sqrt_s, model.settings.get("sqrt_s")
+    if fitted is not None and not math.isclose(fitted, sqrt_s, rel_tol=1e-9):
+        raise BumphuntError(
+            f"{path}: signal shapes fitted at sqrt(s) = {fitted:.6f} GeV, the analysis has {sqrt_s:.6f} GeV; "
+            "fit them again (bumphunt shapes) or set scan.shapes to matching ones"
+        )
+    selection, mass_variable = _selection_of(model)
+    if (selection, mass_variable) != (config["shapes"]["selection"], config["shapes"]["mass_variable"]):
+        log.warning(
+            "the scan selects %r on %s as the signal shapes in %s were fitted, not as shapes.selection and "
+            "shapes.mass_variable say (%r on %s)", selection, mass_variable, path, config["shapes"]["selection"],
+            config["shapes"]["mass_variable"],
+        )  # fmt: skip
+
+
+def _background_model(config: dict, layout: OutputLayout, model: ShapeModel) -> BackgroundModel | None:
+    """The background simulation for pseudo-data and look-elsewhere toys (None when neither
+    is asked for); checked before any fit."""
+    settings = config["scan"]
+    if settings["data"] != "pseudo" and settings["global_toys"] == 0:
+        return None
+    selection, mass_variable = _selection_of(model)
+    try:
+        return BackgroundModel(layout, selection, mass_variable, model.resolution, mode=settings["pseudo_data"],
+                               smoothing=settings["background_smoothing"])  # fmt: skip
+    except NtupleError as error:
+        if settings["data"] == "pseudo":
+            raise
+        raise BumphuntError(
+            f"{settings['global_toys']} look-elsewhere toys need the background simulation in {layout.kinfit_dir} "
+            f"({error}); simulate it, or set scan.global_toys=0 to count the upcrossings on the scan itself"
+        ) from None
+
+
 def _with_conversion(row: dict, model: ShapeModel, luminosity: float | None, sqrt_s: float | None) -> dict:
+    low, high = model.mass_range
+    if not low <= row["mass"] <= high:
+        return {**row, "efficiency": np.nan, "xsec_ul_pb": np.nan, "g_ul_gev": np.nan}
     efficiency = float(model.efficiency(row["mass"]))
     if luminosity is None or sqrt_s is None:
         return {**row, "efficiency": efficiency, "xsec_ul_pb": np.nan, "g_ul_gev": np.nan}
-    return {**row, **prompt_exclusion(row["mass"], row["ul_obs"], efficiency, luminosity, sqrt_s)}
+    return {**row, **prompt_exclusion(row["mass"], row.get("ul_obs", math.nan), efficiency, luminosity, sqrt_s)}
 
 
 def run_scan(
@@ -119,17 +166,29 @@ def run_scan(
         Reuse finished mass points of an interrupted scan with the same inputs.
     """
     started = time.perf_counter()
-    settings = config["scan"]
     layout = OutputLayout.from_config(config).with_stage_dir("scan", output_dir)
+    lock = lock_scan_folder(layout)
+    try:
+        return _scan_analysis(config, layout, workers, scheduler, progress, resume, started)
+    finally:
+        lock.release()
+
+
+def _scan_analysis(config, layout, workers, scheduler, progress, resume, started) -> ScanSummary:
+    """:func:`run_scan` in its locked folder."""
+    settings = config["scan"]
     model_path = Path(settings["shapes"] or layout.shapes_file).resolve()
     model = load_model(str(model_path))
+    _check_model_fits_analysis(model, model_path, config)
     selection, mass_variable = _selection_of(model)
+    background = _background_model(config, layout, model)
+    dropped = 0
     if settings["data"] == "pseudo":
         inject = settings["inject"]
-        x = pseudo_data(layout, selection, mass_variable, seed=config["seed"], inject_mass=inject["mass"],
-                        inject_events=inject["events"])  # fmt: skip
+        x = background.sample(config["seed"], inject_mass=inject["mass"], inject_events=inject["events"])
     else:
-        x = np.sort(candidates(settings["data"], selection, mass_variable))
+        x, dropped = candidates(settings["data"], selection, mass_variable, count_dropped=True)
+        x = np.sort(x)
     if len(x) == 0:
         raise BumphuntError("the scan data hold no candidates (check the data file and the selection)")
     spectrum = Spectrum(x)
@@ -139,6 +198,7 @@ def run_scan(
     )  # fmt: skip
     point_settings = {k: settings[k] for k in POINT_SETTINGS}
     key = fingerprint(point_settings, model_path.read_bytes(), x.tobytes(), *code_identity())
+    remove_stale_results(layout, key)
     points_dir = layout.scan_points_dir
     points_dir.mkdir(parents=True, exist_ok=True)
     done = finished_points(points_dir, key) if resume else {}
@@ -154,12 +214,12 @@ def run_scan(
             for m in masses]  # fmt: skip
 
     def toy_spectrum(toy: int) -> Spectrum:
-        return Spectrum(pseudo_data(layout, selection, mass_variable, seed=config["seed"] + 1000 + toy))
+        return Spectrum(background.sample(config["seed"] + 1000 + toy))
 
     significance = _look_elsewhere(rows, model, str(model_path), point_settings, settings, toy_spectrum, run)
     result = ScanResult.from_rows(
         rows, global_significance=significance, vetoed=vetoed, settings=settings, fingerprint=key,
-        resumed_points=resumed,
+        resumed_points=resumed, dropped_candidates=dropped,
     )  # fmt: skip
     table_csv, table_json = write_table(result, layout.scan_dir)
     plots = []
@@ -211,6 +271,7 @@ def scan_spectrum(
     start: float,
     stop: float,
     luminosity: float | None = None,
+    limits: bool = True,
     workers: int = 1,
     progress: bool = False,
     **settings,
@@ -229,6 +290,9 @@ def scan_spectrum(
         The mass range (GeV).
     luminosity : float, optional
         Integrated luminosity (pb^-1): adds the cross-section and coupling limits.
+    limits : bool
+        Compute the upper limits; without them (NaN columns) a scan of the local
+        significance alone is several times faster.
     workers : int
         Local worker processes.
     **settings
@@ -249,6 +313,9 @@ def scan_spectrum(
     if not start < stop:
         raise BumphuntError(f"the scan range needs start < stop, got {start} and {stop}")
     model = shapes if isinstance(shapes, ShapeModel) else load_model(str(Path(shapes).resolve()))
+    sqrt_s = model.settings.get("sqrt_s")
+    if sqrt_s is not None and stop >= sqrt_s:
+        raise BumphuntError(f"the scan range must end below sqrt(s) = {sqrt_s:.4f} GeV, got stop = {stop}")
     selection, mass_variable = _selection_of(model)
     spectrum = spectrum_from(data, selection=selection, mass_variable=mass_variable)
     if spectrum.n_events == 0:
@@ -260,7 +327,9 @@ def scan_spectrum(
     run = dict(workers=workers, scheduler=None, progress=progress)
     with progress_bar(progress) as bar, executor(workers) as pool:
         advance = bar.add("scan mass points", len(masses))
-        done = _evaluate_points(masses, spectrum, model, model, point_settings, pool, advance)
+        done = _evaluate_points(
+            masses, spectrum, model, model, point_settings, pool, advance, discovery_only=not limits
+        )
     rows = [_with_conversion(done[point_key(m)], model, luminosity, model.settings.get("sqrt_s")) for m in masses]
     significance = _look_elsewhere(rows, model, model, point_settings, settings, None, run)
     return ScanResult.from_rows(rows, global_significance=significance, vetoed=vetoed, settings=settings)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._io import writable_folder
 from .._progress import progress_bar
 from ..cuts import branches_used, evaluate_cut
 from ..errors import NtupleError
@@ -93,6 +94,7 @@ def run_shapes(config: dict, input_path=None, output_dir=None, *, progress: bool
     started = time.perf_counter()
     settings = config["shapes"]
     layout = OutputLayout.from_config(config).with_stage_dir("shapes", output_dir)
+    writable_folder(layout.shapes_dir)
     input_path = Path(input_path) if input_path else layout.ntuple("kinfit", "alp")
     grouped, generated = signal_candidates(input_path, settings["mass_variable"], settings["selection"])
     masses = np.array(sorted(generated))

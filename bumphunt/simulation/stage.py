@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import physics
+from .._io import writable_folder
 from .._parallel import executor, ordered_map
 from .._progress import progress_bar
 from .._version import __version__
@@ -450,6 +451,7 @@ def run_simulation(
     list of SampleSummary
     """
     layout = OutputLayout.from_config(config).with_stage_dir("simulation", output_dir)
+    writable_folder(layout.simulation_dir)
     workers = config["simulation"]["workers"] if workers is None else workers
     workers = workers or os.cpu_count() or 1
     plans = plan_samples(config, samples)
