@@ -30,8 +30,21 @@ from .errors import NtupleError
 from .kinematics import invariant_mass, photon_four_vectors
 
 #: Sample codes (branch ``sample_id``): the ALP signal on a mass grid, the QED gamma gamma
-#: gamma continuum, and e+e- -> P gamma with P -> gamma gamma.
-SAMPLE_IDS = {"alp": 0, "ggg": 1, "pi0_gamma": 2, "eta_gamma": 3, "etaprime_gamma": 4}
+#: gamma continuum, e+e- -> P gamma with P -> gamma gamma, e+e- -> gamma gamma (a third
+#: photon from beam background or merging), radiative Bhabha e+e- -> e+e- gamma (tracks
+#: lost), and e+e- -> P gamma gamma.
+SAMPLE_IDS = {
+    "alp": 0,
+    "ggg": 1,
+    "pi0_gamma": 2,
+    "eta_gamma": 3,
+    "etaprime_gamma": 4,
+    "gg": 5,
+    "eeg": 6,
+    "pi0_gamma_gamma": 7,
+    "eta_gamma_gamma": 8,
+    "etaprime_gamma_gamma": 9,
+}
 SAMPLES = tuple(SAMPLE_IDS)
 #: The samples that make up the background of the diphoton spectrum.
 BACKGROUND_SAMPLES = tuple(sample for sample in SAMPLES if sample != "alp")
@@ -42,6 +55,7 @@ ORIGIN_PROMPT = 1  # recoil photon of e+e- -> gamma P, or a gamma gamma gamma ph
 ORIGIN_DAUGHTER = 2  # one photon of P -> gamma gamma
 ORIGIN_MERGED = 3  # a cluster holding both P -> gamma gamma photons
 ORIGIN_OTHER_MERGED = 4  # any other cluster made of several photons
+ORIGIN_ELECTRON = 5  # the cluster of an electron or positron whose track was not found
 
 #: The three photon pairs of an event, in the column order of every per-pair branch
 #: (``m_gg``, ``m_gg_fit``): photons (1, 2), (1, 3), (2, 3) by decreasing energy.
@@ -91,7 +105,8 @@ BRANCHES: dict[str, Branch] = {
         "int32",
         (3,),
         "",
-        "0 beam background, 1 prompt photon, 2 resonance daughter, 3 both daughters merged, 4 other merged",
+        "0 beam background, 1 prompt photon, 2 resonance daughter, 3 both daughters merged, 4 other merged, "
+        "5 electron or positron without a track",
     ),
 }
 

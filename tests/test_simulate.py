@@ -7,13 +7,14 @@ from bumphunt.config import signal_masses
 from bumphunt.kinematics import Beams, invariant_mass, photon_four_vectors
 from bumphunt.ntuple import BRANCHES, ORIGIN_DAUGHTER, ORIGIN_PROMPT, SAMPLE_IDS, read_metadata, read_ntuple
 from bumphunt.simulation import Reconstruction, run_simulation
+from bumphunt.simulation.stage import PLANNERS
 
 from .helpers import small_config
 
 
 def test_every_sample_is_written_with_metadata(simulated):
     config, summaries = simulated
-    assert set(summaries) == set(SAMPLE_IDS)
+    assert set(summaries) == set(PLANNERS)
     for sample, summary in summaries.items():
         data = read_ntuple(summary.path)
         metadata = read_metadata(summary.path)

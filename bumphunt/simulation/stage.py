@@ -20,6 +20,7 @@ the number of worker processes.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -387,24 +388,24 @@ def plan_ggg(config: dict, reconstruction: Reconstruction) -> SamplePlan:
     return SamplePlan("ggg", tasks, run_ggg_task, metadata, n_trials)
 
 
+#: Sample -> the function that plans its tasks (config, reconstruction) -> SamplePlan.
+PLANNERS: dict[str, Callable[[dict, Reconstruction], SamplePlan]] = {
+    "alp": plan_signal,
+    "ggg": plan_ggg,
+    **{meson: functools.partial(plan_meson, meson) for meson in ("pi0_gamma", "eta_gamma", "etaprime_gamma")},
+}
+
+
 def plan_samples(config: dict, samples: Iterable[str] | None = None) -> list[SamplePlan]:
-    """Plans of the requested samples (all by default), skipping those with no events."""
-    samples = list(SAMPLES if samples is None else samples)
-    unknown = [s for s in samples if s not in SAMPLE_IDS]
+    """Plans of the requested samples (all that can be simulated by default), skipping those
+    with no events."""
+    samples = [s for s in SAMPLES if s in PLANNERS] if samples is None else list(samples)
+    unknown = [s for s in samples if s not in PLANNERS]
     if unknown:
-        raise ConfigError(f"unknown sample {unknown[0]!r}; choose from {', '.join(SAMPLES)}")
+        raise ConfigError(f"unknown sample {unknown[0]!r}; choose from {', '.join(PLANNERS)}")
     reconstruction = Reconstruction.from_config(config)
-    plans = []
-    for sample in samples:
-        if sample == "alp":
-            plan = plan_signal(config, reconstruction)
-        elif sample == "ggg":
-            plan = plan_ggg(config, reconstruction)
-        else:
-            plan = plan_meson(sample, config, reconstruction)
-        if plan.n_generated > 0:
-            plans.append(plan)
-    return plans
+    plans = [PLANNERS[sample](config, reconstruction) for sample in samples]
+    return [plan for plan in plans if plan.n_generated > 0]
 
 
 @dataclass(frozen=True)
