@@ -178,6 +178,11 @@ def _check_semantics(config: dict) -> None:
     detector = config["detector"]
     if detector["theta_min_deg"] >= detector["theta_max_deg"]:
         raise ConfigError("config error at 'detector.theta_min_deg': must be below detector.theta_max_deg")
+    tracking = detector["tracking"]
+    if tracking["theta_min_deg"] >= tracking["theta_max_deg"]:
+        raise ConfigError(
+            "config error at 'detector.tracking.theta_min_deg': must be below detector.tracking.theta_max_deg"
+        )
     preselection = config["preselection"]
     if preselection["m_ggg_min"] >= preselection["m_ggg_max"]:
         raise ConfigError("config error at 'preselection.m_ggg_min': must be below preselection.m_ggg_max")

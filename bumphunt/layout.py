@@ -81,6 +81,16 @@ class OutputLayout:
         return self.stage_dir("simulation")
 
     @property
+    def composition_table(self) -> Path:
+        """Expected background candidates per process in mass ranges (CSV), written by the simulation."""
+        return self.simulation_dir / "composition.csv"
+
+    @property
+    def composition_plot(self) -> Path:
+        """The background M_gg spectrum stacked by process."""
+        return self.simulation_dir / "composition.png"
+
+    @property
     def kinfit_dir(self) -> Path:
         return self.stage_dir("kinfit")
 

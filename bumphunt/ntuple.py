@@ -84,14 +84,29 @@ class Branch:
 BRANCHES: dict[str, Branch] = {
     "event_id": Branch("int64", (), "", "index of the generated event within its sample"),
     "sample_id": Branch("int32", (), "", "sample code, see bumphunt.ntuple.SAMPLE_IDS"),
-    "weight": Branch("float64", (), "events", "expected events at the configured luminosity"),
+    "weight": Branch(
+        "float64", (), "events", "expected events at the configured luminosity, trigger efficiency included"
+    ),
+    "trigger_efficiency": Branch(
+        "float64", (), "", "L1 trigger efficiency of the event (ECL energy-sum turn-on), already folded into weight"
+    ),
     "gen_mass": Branch("float64", (), "GeV", "generated mass of the resonance; NaN for gamma gamma gamma"),
+    "sqrt_s_true": Branch(
+        "float64",
+        (),
+        "GeV",
+        "sqrt(s') of the collision: nominal sqrt(s) with the beam-energy spread, less the ISR photon "
+        "(the kinematic fit constrains to the nominal beams)",
+    ),
     "decay_vertex": Branch("float64", (3,), "cm", "(x, y, z) of the resonance decay; 0 when prompt or non-resonant"),
     "n_photons": Branch("int32", (), "", "photon candidates in the acceptance, before keeping three"),
     "m_ggg": Branch("float64", (), "GeV", "invariant mass of the three photons"),
     "photon_E": Branch("float64", (3,), "GeV", "measured energy"),
     "photon_theta": Branch("float64", (3,), "rad", "measured lab polar angle, seen from the interaction point"),
     "photon_phi": Branch("float64", (3,), "rad", "measured lab azimuth in (-pi, pi]"),
+    "photon_time": Branch(
+        "float64", (3,), "ns", "measured cluster time: 0 for the collision, beam background over the readout window"
+    ),
     "photon_cov": Branch(
         "float32",
         (3, 6),

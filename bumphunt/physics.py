@@ -102,3 +102,63 @@ MESONS = {
     "eta_gamma": Meson("eta", ETA_MASS, ETA_TO_GG, 0.229, "BaBar PRD 74 (2006) 012002"),
     "etaprime_gamma": Meson("eta'", ETAPRIME_MASS, ETAPRIME_TO_GG, 0.251, "BaBar PRD 74 (2006) 012002"),
 }
+
+
+@dataclass(frozen=True)
+class VectorMeson:
+    """A vector meson V (J^PC = 1--) formed in e+e- annihilation and decaying to P gamma.
+
+    Attributes
+    ----------
+    name : str
+    mass, width : float
+        Mass and total width (GeV).
+    branching_ee : float
+        B(V -> e+e-); the partial width is :attr:`ee_width`.
+    radiative_decays : tuple of (str, float)
+        B(V -> P gamma) by the name of P (a :attr:`Meson.name`: ``"pi0"``, ``"eta"``, ``"eta'"``).
+    source : str
+        Where the numbers come from.
+    """
+
+    name: str
+    mass: float
+    width: float
+    branching_ee: float
+    radiative_decays: tuple[tuple[str, float], ...]
+    source: str
+
+    @property
+    def ee_width(self) -> float:
+        """Gamma(V -> e+e-) = B(V -> e+e-) Gamma (GeV)."""
+        return self.branching_ee * self.width
+
+    def branching_to(self, meson: str) -> float:
+        """B(V -> P gamma) for the P named ``meson`` (a :attr:`Meson.name`); 0 if not listed."""
+        return dict(self.radiative_decays).get(meson, 0.0)
+
+    def annihilation_integral(self) -> float:
+        """Integral of sigma(e+e- -> V) over s' across the resonance, 12 pi^2 Gamma_ee / M (narrow width).
+
+        The Breit-Wigner sigma(s') = 12 pi Gamma_ee Gamma / ((s' - M^2)^2 + M^2 Gamma^2) (peak
+        12 pi B_ee / M^2) integrates to this; it is dimensionless (GeV^-2 x GeV^2).
+        """
+        return 12.0 * np.pi**2 * self.ee_width / self.mass
+
+
+#: Vector mesons reached by radiative return, e+e- -> gamma_ISR V, that decay to P gamma
+#: (P = pi0, eta, eta'). Masses, total widths, B(V -> e+e-) and B(V -> P gamma) from the
+#: summary tables of the Review of Particle Physics 2024 [PDG, S. Navas et al., Phys. Rev. D
+#: 110 (2024) 030001]; Gamma_ee = B(e+e-) Gamma (omega: 0.641 keV; the PDG also quotes a
+#: partial width 0.60 keV, 6 % lower). Radiative modes are listed down to B = 1e-5.
+VECTOR_MESONS = {
+    "rho": VectorMeson("rho0", 0.77526, 0.1491, 4.72e-5, (("pi0", 4.7e-4), ("eta", 3.00e-4)), "PDG 2024"),
+    "omega": VectorMeson("omega", 0.78266, 8.68e-3, 7.38e-5, (("pi0", 8.34e-2), ("eta", 4.5e-4)), "PDG 2024"),
+    "phi": VectorMeson(
+        "phi", 1.019461, 4.249e-3, 2.979e-4, (("eta", 1.303e-2), ("pi0", 1.32e-3), ("eta'", 6.22e-5)), "PDG 2024"
+    ),
+    "jpsi": VectorMeson(
+        "J/psi", 3.096900, 92.6e-6, 5.971e-2, (("eta'", 5.25e-3), ("eta", 1.108e-3), ("pi0", 3.56e-5)), "PDG 2024"
+    ),
+    "psi2s": VectorMeson("psi(2S)", 3.686097, 293e-6, 7.94e-3, (("eta'", 1.23e-4),), "PDG 2024"),
+}

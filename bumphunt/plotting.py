@@ -340,3 +340,30 @@ def plot_hypothesis_fit(data, fit, *, ax=None, bins: int = 80, title: str = "", 
         ax_pull.set_ylabel("pull")
         ax_pull.set_xlabel(r"$M_{\gamma\gamma}$ [GeV]")
     return ax
+
+
+def plot_composition(composition, *, ax=None, log: bool = True):
+    """The M_gg spectrum of the background, stacked by process (expected candidates per bin).
+
+    Parameters
+    ----------
+    composition : bumphunt.simulation.composition.Composition
+    ax : matplotlib Axes, optional
+    log : bool
+        Logarithmic y axis (the processes differ by orders of magnitude).
+    """
+    import mplhep
+
+    order = sorted(composition.histograms, key=lambda name: composition.histograms[name].sum().value)
+    with _style(ax is None):
+        ax = _new_axes(ax, (12, 7))
+        mplhep.histplot(
+            [composition.histograms[name] for name in order], ax=ax, stack=True, histtype="fill", label=order
+        )
+        width = composition.histograms[order[0]].axes[0].widths[0] if order else 0.0
+        ax.set_ylabel(f"expected candidates / {1e3 * width:.0f} MeV")
+        ax.set_xlabel(r"$M_{\gamma\gamma}$ [GeV]")
+        if log:
+            ax.set_yscale("log")
+        ax.legend(fontsize=14, reverse=True)
+    return ax

@@ -20,6 +20,11 @@ def small_config(tmp_path, **overrides):
         "simulation.backgrounds.pi0_gamma.events": 3000,
         "simulation.backgrounds.eta_gamma.events": 3000,
         "simulation.backgrounds.etaprime_gamma.events": 3000,
+        "simulation.backgrounds.gg.events": 20000,
+        "simulation.backgrounds.eeg.events": 3000,
+        "simulation.backgrounds.pi0_gamma_gamma.events": 2000,
+        "simulation.backgrounds.eta_gamma_gamma.events": 2000,
+        "simulation.backgrounds.etaprime_gamma_gamma.events": 2000,
     }
     settings.update(overrides)
     return load_config(None, settings)

@@ -27,6 +27,11 @@ SMALL = [
     "--set", "simulation.backgrounds.pi0_gamma.events=500",
     "--set", "simulation.backgrounds.eta_gamma.events=0",
     "--set", "simulation.backgrounds.etaprime_gamma.events=0",
+    "--set", "simulation.backgrounds.gg.events=2000",
+    "--set", "simulation.backgrounds.eeg.events=500",
+    "--set", "simulation.backgrounds.pi0_gamma_gamma.events=0",
+    "--set", "simulation.backgrounds.eta_gamma_gamma.events=0",
+    "--set", "simulation.backgrounds.etaprime_gamma_gamma.events=0",
     "--workers", "1",
 ]  # fmt: skip
 

@@ -47,6 +47,14 @@ def test_default_config_is_valid_and_complete():
             "config error at 'detector.theta_min_deg': must be below",
         ),
         (
+            lambda c: c["detector"]["tracking"].update(theta_min_deg=160.0),
+            "config error at 'detector.tracking.theta_min_deg': must be below",
+        ),
+        (
+            lambda c: c["beam"].update(isr="yes"),
+            "config error at 'beam.isr': 'yes' is not of type 'boolean'",
+        ),
+        (
             lambda c: c["simulation"]["backgrounds"]["ggg"].update(events="many"),
             "config error at 'simulation.backgrounds.ggg.events': 'many' is not of type 'integer'",
         ),

@@ -51,9 +51,21 @@ SCAN = {
     "scan.step_sigmas": 2.0,
     "scan.global_toys": 1,
     "scan.workers": 1,
-    # every simulated event Poisson(weight) times, as before the smooth pseudo-data: the serial
-    # scan is compared with its table from before the layout change
+    # the analysis as it was before the layout change, whose table the serial scan must give:
+    # every simulated event Poisson(weight) times (no smooth pseudo-data), nominal beams, no
+    # cluster-time cuts, a trigger of efficiency 1, only the original samples, no fit-probability cut
     "scan.pseudo_data": "events",
+    "beam.energy_spread": 0.0,
+    "beam.isr": False,
+    "preselection.cluster_time_max": 1e9,
+    "preselection.cluster_time_sigmas": 1e9,
+    "detector.trigger.plateau": 1.0,
+    "simulation.backgrounds.gg.events": 0,
+    "simulation.backgrounds.eeg.events": 0,
+    "simulation.backgrounds.pi0_gamma_gamma.events": 0,
+    "simulation.backgrounds.eta_gamma_gamma.events": 0,
+    "simulation.backgrounds.etaprime_gamma_gamma.events": 0,
+    "shapes.selection": "fit_status == 0",
 }
 
 

@@ -1,3 +1,5 @@
+import csv
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
@@ -5,8 +7,19 @@ from numpy.testing import assert_allclose, assert_array_equal
 from bumphunt import physics
 from bumphunt.config import signal_masses
 from bumphunt.kinematics import Beams, invariant_mass, photon_four_vectors
-from bumphunt.ntuple import BRANCHES, ORIGIN_DAUGHTER, ORIGIN_PROMPT, SAMPLE_IDS, read_metadata, read_ntuple
-from bumphunt.simulation import Reconstruction, run_simulation
+from bumphunt.layout import OutputLayout
+from bumphunt.ntuple import (
+    BACKGROUND_SAMPLES,
+    BRANCHES,
+    ORIGIN_BEAM_BACKGROUND,
+    ORIGIN_DAUGHTER,
+    ORIGIN_PROMPT,
+    SAMPLE_IDS,
+    read_metadata,
+    read_ntuple,
+)
+from bumphunt.simulation import Reconstruction, composition, run_simulation
+from bumphunt.simulation.detector import ClusterTiming
 from bumphunt.simulation.stage import PLANNERS
 
 from .helpers import small_config
@@ -51,8 +64,12 @@ def test_signal_weights_and_truth(simulated):
     n_per_mass = config["simulation"]["signal"]["events_per_mass"]
     for mass, entry in zip(signal_masses(config), metadata["masses"]):
         at_mass = data["gen_mass"] == mass
-        expected_weight = physics.alp_cross_section(mass, 1e-3, sqrt_s) * config["luminosity"] / n_per_mass
-        assert_allclose(data["weight"][at_mass], expected_weight, rtol=1e-12)
+        # the Born cross-section times the ISR factor (beam.py), and the trigger efficiency
+        born = physics.alp_cross_section(mass, 1e-3, sqrt_s)
+        assert entry["born_cross_section_pb"] == born and 0.85 < entry["isr_factor"] < 0.97
+        assert entry["cross_section_pb"] == pytest.approx(born * entry["isr_factor"], rel=1e-14)
+        expected_weight = entry["cross_section_pb"] * config["luminosity"] / n_per_mass
+        assert_allclose(data["weight"][at_mass], expected_weight * data["trigger_efficiency"][at_mass], rtol=1e-12)
         assert entry["n_selected"] == at_mass.sum()
         # one recoil photon and two daughters in almost every event
         origin = data["photon_origin"][at_mass]
@@ -78,6 +95,26 @@ def test_measured_minus_true_energy_has_the_stored_resolution(simulated):
     assert pull.std() == pytest.approx(1.0, abs=0.02)
 
 
+def test_cluster_times_trigger_and_collision_energy(simulated):
+    config, summaries = simulated
+    timing = ClusterTiming.from_config(config)
+    plateau = config["detector"]["trigger"]["plateau"]
+    pulls = []
+    for summary in summaries.values():
+        data = read_ntuple(summary.path)
+        # collision photons are in time, measured with the resolution at their energy
+        in_time = data["photon_origin"] != ORIGIN_BEAM_BACKGROUND
+        pulls.append(data["photon_time"][in_time] / timing.resolution(data["photon_true_E"][in_time]))
+        assert np.all(np.abs(data["photon_time"]) < config["preselection"]["cluster_time_max"])
+        # energy sums of ~10 GeV: every pre-selected event is on the trigger plateau
+        assert_allclose(data["trigger_efficiency"], plateau, rtol=1e-12)
+        # sqrt(s'): ISR only lowers it (beyond the 5 MeV spread), never below 0.72 sqrt(s)
+        sqrt_s = Beams.from_config(config).sqrt_s
+        assert np.all(data["sqrt_s_true"] < sqrt_s + 0.04) and np.all(data["sqrt_s_true"] > 0.72 * sqrt_s)
+    pull = np.concatenate(pulls)
+    assert abs(pull.mean()) < 5 / np.sqrt(len(pull)) and pull.std() == pytest.approx(1.0, abs=0.01)
+
+
 def test_ggg_weights_reproduce_the_cross_section(simulated):
     config, summaries = simulated
     metadata = read_metadata(summaries["ggg"].path)
@@ -87,10 +124,13 @@ def test_ggg_weights_reproduce_the_cross_section(simulated):
     # unweighted events: all but the rare over-weight ones carry the same weight
     assert np.mean(np.isclose(data["weight"], data["weight"].min(), rtol=1e-12)) > 0.99
     # sum of weights before pre-selection = sigma * L: after it, sigma * L * (pass fraction)
+    # times the trigger efficiency
     passed_fraction = metadata["n_selected"] / metadata["n_generated"]
     assert data["weight"].sum() == pytest.approx(
-        metadata["cross_section_pb"] * config["luminosity"] * passed_fraction, rel=0.03
+        metadata["cross_section_pb"] * config["luminosity"] * passed_fraction * data["trigger_efficiency"].mean(),
+        rel=0.03,
     )
+    assert metadata["cross_section_pb"] == pytest.approx(metadata["born_cross_section_pb"] * metadata["isr_factor"])
 
 
 def test_same_seed_same_events_for_any_number_of_workers(tmp_path):
@@ -98,12 +138,16 @@ def test_same_seed_same_events_for_any_number_of_workers(tmp_path):
     serial = run_simulation(small_config(tmp_path / "a", **overrides), progress=False, workers=1)
     parallel = run_simulation(small_config(tmp_path / "b", **overrides), progress=False, workers=2)
     reseeded = run_simulation(small_config(tmp_path / "c", seed=7, **overrides), progress=False, workers=1)
-    assert [s.sample for s in serial] == ["alp", "ggg", "eta_gamma"]
+    assert [s.sample for s in serial] == [
+        "alp", "ggg", "eta_gamma", "gg", "eeg", "pi0_gamma_gamma", "eta_gamma_gamma", "etaprime_gamma_gamma",
+    ]  # fmt: skip
     for first, second, third in zip(serial, parallel, reseeded):
         one, two, three = read_ntuple(first.path), read_ntuple(second.path), read_ntuple(third.path)
         for name in BRANCHES:
             assert_array_equal(one[name], two[name], err_msg=name)
         assert not np.array_equal(one["photon_E"][:100], three["photon_E"][:100])
+        # the beam-energy spread, ISR and cluster times (on by default) are drawn too
+        assert one["sqrt_s_true"].std() > 0.005 and np.all(one["photon_time"] != 0)
         meta_one, meta_two = read_metadata(first.path), read_metadata(second.path)
         meta_one.pop("config"), meta_two.pop("config")
         assert meta_one == meta_two
@@ -144,3 +188,22 @@ def test_long_lived_alps_lose_efficiency(tmp_path):
     vertex = read_ntuple(summary.path, ["decay_vertex"])["decay_vertex"]
     assert np.median(np.linalg.norm(vertex, axis=1)) > 1.0
     assert np.all(np.hypot(vertex[:, 0], vertex[:, 1]) < 125.0)
+
+
+def test_background_composition_counts_every_candidate(simulated):
+    config, summaries = simulated
+    layout = OutputLayout.from_config(config)
+    rows = list(csv.DictReader(layout.composition_table.open()))
+    assert [row["process"] for row in rows] == [s for s in BACKGROUND_SAMPLES if s in summaries] + ["all"]
+    assert layout.composition_plot.stat().st_size > 10_000
+    edges = composition.TABLE_EDGES
+    for row in rows[:-1]:
+        data = read_ntuple(summaries[row["process"]].path, ["photon_E", "photon_theta", "photon_phi", "weight"])
+        photons = photon_four_vectors(data["photon_E"], data["photon_theta"], data["photon_phi"])
+        masses = np.stack([invariant_mass(photons[:, i] + photons[:, j]) for i in range(3) for j in range(i + 1, 3)], 1)
+        expected = np.histogram(masses, bins=edges, weights=np.repeat(data["weight"][:, None], 3, axis=1))[0]
+        table = np.array([float(row[f"{low:g}-{high:g} GeV"]) for low, high in zip(edges[:-1], edges[1:])])
+        np.testing.assert_allclose(table, expected, rtol=1e-3)  # the CSV holds 4 significant digits
+    # the eta peak of eta gamma lies in its first range, the continuum spreads over all
+    eta = np.array([float(v) for k, v in rows[[r["process"] for r in rows].index("eta_gamma")].items() if "GeV" in k])
+    assert eta[0] > eta[1:].max()

@@ -199,6 +199,8 @@ class BackgroundModel:
         self.samples, self.max_weight, self.n_dropped = [], {}, 0
         for path in paths:
             events = _selected_events(path, selection, mass_variable)
+            if len(events.weights) == 0:
+                continue
             finite = np.isfinite(events.masses)
             self.n_dropped += int(np.count_nonzero(~finite))
             self.max_weight[path.stem] = float(events.weights.max()) if len(events.weights) else 0.0
@@ -209,8 +211,10 @@ class BackgroundModel:
                 )
             else:
                 self.samples.append(events)
-        heaviest = max(self.max_weight, key=self.max_weight.get)
-        if self.max_weight[heaviest] > WEIGHT_WARNING[mode]:
+        if not self.samples:
+            raise NtupleError(f"{layout.kinfit_dir}: no background event passes the selection {selection!r}")
+        heaviest = max(self.max_weight, key=self.max_weight.get, default=None)
+        if heaviest is not None and self.max_weight[heaviest] > WEIGHT_WARNING[mode]:
             log.warning(
                 "background sample %s has event weights up to %.3g (> %g): %s", heaviest,
                 self.max_weight[heaviest], WEIGHT_WARNING[mode],
@@ -237,7 +241,7 @@ def _selected_events(path, selection: str, mass_variable: str) -> _EventSample:
     for chunk in iterate_ntuple(path, sorted(needed), step_size=500_000):
         keep = evaluate_cut(selection, chunk, len(chunk[mass_variable]))
         values = np.asarray(chunk[mass_variable][keep], dtype=np.float64)
-        masses.append(values.reshape(len(values), -1))
+        masses.append(values if values.ndim == 2 else values.reshape(len(values), 1))
         weights.append(np.asarray(chunk["weight"][keep], dtype=np.float64))
     if not masses:
         return _EventSample(np.empty((0, 1)), np.empty(0))

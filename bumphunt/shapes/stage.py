@@ -20,7 +20,7 @@ from ..errors import NtupleError
 from ..kinematics import Beams
 from ..layout import OutputLayout
 from ..models.signal import MassFit, ShapeModel
-from ..ntuple import iterate_ntuple, read_metadata, truth_matched_pairs
+from ..ntuple import check_branches, iterate_ntuple, read_metadata, truth_matched_pairs
 from ..plotting import plot_shape_fits, plot_shape_parameters, save_figure
 from .engines import PEAK_PARAMETERS
 from .interpolation import build_shape_model, held_out_masses
@@ -68,15 +68,43 @@ def signal_candidates(path, mass_variable: str, selection: str = "", step_size: 
     return grouped, generated
 
 
+def efficiency_scales(path, selection: str = "", step_size: int = 500_000) -> dict[float, float]:
+    """Per generated mass, what turns selected-per-simulated events into selected per produced ALP
+    (the Born cross-section): the sample's ISR factor (simulated events stand for sigma_Born x
+    isr_factor) times the mean trigger efficiency of the selected events. 1 for ntuples
+    without them."""
+    metadata = read_metadata(path)
+    isr = {round(float(m["mass"]), 9): float(m.get("isr_factor", 1.0)) for m in metadata["masses"]}
+    if "trigger_efficiency" not in check_branches(path, None):
+        return isr
+    sums: dict[float, list[float]] = {}
+    needed = sorted({"gen_mass", "trigger_efficiency"} | branches_used(selection))
+    for chunk in iterate_ntuple(path, needed, step_size=step_size):
+        keep = evaluate_cut(selection, chunk, len(chunk["gen_mass"]))
+        masses, trigger = np.round(chunk["gen_mass"][keep], 9), chunk["trigger_efficiency"][keep]
+        for mass in np.unique(masses):
+            at = masses == mass
+            entry = sums.setdefault(float(mass), [0.0, 0.0])
+            entry[0] += float(trigger[at].sum())
+            entry[1] += float(at.sum())
+    return {mass: factor * (sums[mass][0] / sums[mass][1] if sums.get(mass, [0, 0])[1] else 1.0)
+            for mass, factor in isr.items()}  # fmt: skip
+
+
 def _peak_values(fit: MassFit) -> dict:
     return {name: fit.values[name] for name in PEAK_PARAMETERS if name in fit.values}
 
 
-def _fit_or_flag(mass, grouped, generated, options, peak_starts) -> MassFit:
+def _fit_or_flag(mass, grouped, generated, options, peak_starts, scales=None) -> MassFit:
     if mass not in grouped:
         return MassFit(float(mass), "no events pass the selection", generated[mass])
     candidates, matched = grouped[mass]
-    return fit_mass(mass, candidates, matched, generated[mass], peak_starts=peak_starts, **options)
+    fit = fit_mass(mass, candidates, matched, generated[mass], peak_starts=peak_starts, **options)
+    scale = (scales or {}).get(mass, 1.0)
+    if "efficiency" in fit.values:
+        fit.values["efficiency"] *= scale
+        fit.errors["efficiency"] *= scale
+    return fit
 
 
 def run_shapes(config: dict, input_path=None, output_dir=None, *, progress: bool = True) -> ShapesSummary:
@@ -97,6 +125,7 @@ def run_shapes(config: dict, input_path=None, output_dir=None, *, progress: bool
     writable_folder(layout.shapes_dir)
     input_path = Path(input_path) if input_path else layout.ntuple("kinfit", "alp")
     grouped, generated = signal_candidates(input_path, settings["mass_variable"], settings["selection"])
+    scales = efficiency_scales(input_path, settings["selection"])
     masses = np.array(sorted(generated))
     sqrt_s = Beams.from_config(config).sqrt_s
     edge = measure_endpoint_edge(grouped, sqrt_s, settings["window_sigmas"])
@@ -117,7 +146,7 @@ def run_shapes(config: dict, input_path=None, output_dir=None, *, progress: bool
         advance = bar.add("fit signal shapes", len(masses))
         fits, previous = [], None
         for mass in masses:
-            fits.append(_fit_or_flag(mass, grouped, generated, options, [previous] if previous else []))
+            fits.append(_fit_or_flag(mass, grouped, generated, options, [previous] if previous else [], scales))
             if fits[-1].ok:
                 previous = _peak_values(fits[-1])
             advance(1)
@@ -150,7 +179,7 @@ def run_shapes(config: dict, input_path=None, output_dir=None, *, progress: bool
         for i, fit in enumerate(fits):
             if fit.ok:
                 start = {name: float(model.splines[name](fit.mass)) for name in _peak_values(fit) if name != "mu"}
-                refit = _fit_or_flag(fit.mass, grouped, generated, options, [start])
+                refit = _fit_or_flag(fit.mass, grouped, generated, options, [start], scales)
                 if refit.ok and refit.peak_nll < fit.peak_nll:
                     fits[i] = refit
             advance(1)

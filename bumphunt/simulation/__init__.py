@@ -2,8 +2,10 @@
 
 :mod:`~bumphunt.simulation.stage` runs it (:func:`run_simulation`); the physics lives in
 :mod:`~bumphunt.simulation.generators` (ALP and P gamma production and decay),
-:mod:`~bumphunt.simulation.qed` (e+e- -> gamma gamma gamma) and
-:mod:`~bumphunt.simulation.detector` (calorimeter resolution, clusters, acceptance).
+:mod:`~bumphunt.simulation.qed` (e+e- -> gamma gamma gamma),
+:mod:`~bumphunt.simulation.beam` (beam-energy spread and initial-state radiation: each
+collision's sqrt(s') and frame) and :mod:`~bumphunt.simulation.detector` (calorimeter
+resolution, clusters, acceptance, cluster time, tracks, trigger).
 """
 
 from .stage import Reconstruction, SampleSummary, plan_samples, run_simulation

@@ -12,6 +12,23 @@ Resolution models (E in GeV):
   sigma_phi [mrad] = -0.2184/E + 0.6490/sqrt(E) + 7.1901/E^0.25 - 3.1003;
 * ``belle``: the older Belle form sigma_E/E = 0.066%/E (+) 0.81%/E^0.25 (+) 1.34%
   (in quadrature), with the ``belle2`` angular resolution.
+
+Beyond the calorimeter's energy and position (:class:`ClusterTiming`, :class:`Tracking`,
+:class:`Trigger`):
+
+* **cluster time**: a cluster takes the true time of its most energetic photon (0 for photons
+  of the collision, uniform over the readout window for beam background) measured with
+  sigma_t(E) = (a / E) (+) b in quadrature, a = 2 ns GeV, b = 1 ns: about 2.2 ns at 1 GeV, 20 ns
+  at 100 MeV. A toy parameterisation of the CsI(Tl) waveform-fit timing (noise term ~ 1/E
+  dominating below 1 GeV, a constant term above), of the size of the Belle II ECL's (a few ns
+  at GeV energies, tens of ns at the 100 MeV threshold), not a fit to its calibration;
+* **tracks**: an electron or positron inside the CDC acceptance (17-150 deg) whose straight
+  line from its production point passes within dr < 1 cm and |dz| < 3 cm of the interaction
+  point leaves a good track with a per-track efficiency (default 0.995); without a track its
+  cluster counts as a photon candidate. Bending in the 1.5 T field is not modelled (the
+  cluster lies along the initial direction);
+* **trigger**: an ECL energy-sum turn-on, epsilon = plateau Phi((E_sum - threshold) / width)
+  on the energy of the in-time clusters in the acceptance.
 """
 
 from __future__ import annotations
@@ -19,6 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import special
 
 from ..kinematics import invariant_mass, photon_four_vectors
 from ..ntuple import ORIGIN_DAUGHTER, ORIGIN_MERGED, ORIGIN_OTHER_MERGED
@@ -141,9 +159,144 @@ class Calorimeter:
         return origin + t[..., None] * direction
 
 
+@dataclass(frozen=True)
+class ClusterTiming:
+    """Cluster time: resolution sigma_t(E) = (noise / E) (+) constant, beam background out of time.
+
+    Attributes
+    ----------
+    noise : float
+        Noise term of the time resolution (ns GeV).
+    constant : float
+        Constant term (ns).
+    readout_window : float
+        Beam-background photons arrive uniformly in (-readout_window, +readout_window) ns.
+    """
+
+    noise: float = 2.0
+    constant: float = 1.0
+    readout_window: float = 1000.0
+
+    @classmethod
+    def from_config(cls, config: dict) -> ClusterTiming:
+        timing = config["detector"]["timing"]
+        return cls(timing["resolution_noise"], timing["resolution_constant"], timing["readout_window"])
+
+    def resolution(self, energy: np.ndarray) -> np.ndarray:
+        """sigma_t (ns) at ``energy`` (GeV)."""
+        return np.hypot(self.noise / np.asarray(energy, dtype=float), self.constant)
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """Good tracks of charged particles: CDC acceptance, impact parameters, per-track efficiency.
+
+    Attributes
+    ----------
+    efficiency : float
+        Probability that a charged particle inside the acceptance leaves a good track.
+    theta_min, theta_max : float
+        CDC acceptance in the true lab polar angle (rad).
+    dr_max, dz_max : float
+        A good track passes within ``dr_max`` of the beam line and ``dz_max`` of the
+        interaction point along it (cm), for a straight line from the production point.
+    """
+
+    efficiency: float = 0.995
+    theta_min: float = np.radians(17.0)
+    theta_max: float = np.radians(150.0)
+    dr_max: float = 1.0
+    dz_max: float = 3.0
+
+    @classmethod
+    def from_config(cls, config: dict) -> Tracking:
+        tracking = config["detector"]["tracking"]
+        return cls(
+            efficiency=tracking["efficiency"],
+            theta_min=np.radians(tracking["theta_min_deg"]),
+            theta_max=np.radians(tracking["theta_max_deg"]),
+            dr_max=tracking["dr_max"],
+            dz_max=tracking["dz_max"],
+        )
+
+    def in_acceptance(self, momentum: np.ndarray) -> np.ndarray:
+        """True where momenta (..., 3) point into the CDC acceptance."""
+        theta = np.arctan2(np.hypot(momentum[..., 0], momentum[..., 1]), momentum[..., 2])
+        return (theta > self.theta_min) & (theta < self.theta_max)
+
+    def impact_parameters(self, momentum: np.ndarray, production: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """dr and dz (cm) of straight lines from ``production`` along ``momentum`` (both (..., 3)):
+        distance of closest approach to the beam line (z axis) and z at that point."""
+        px, py, pz = momentum[..., 0], momentum[..., 1], momentum[..., 2]
+        x0, y0, z0 = production[..., 0], production[..., 1], production[..., 2]
+        pt2 = px * px + py * py
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dr = np.abs(x0 * py - y0 * px) / np.sqrt(pt2)
+            dz = z0 - (x0 * px + y0 * py) / pt2 * pz
+        return dr, dz
+
+    def find(
+        self, rng: np.random.Generator, momentum: np.ndarray, production: np.ndarray, charged: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Tracks of the ``charged`` particles among (n, k) slots.
+
+        Returns ``found`` (a track, whose cluster is then matched to it and is no photon
+        candidate) and ``good`` (found and within the impact-parameter cuts: the event is
+        vetoed). Draws one uniform number per slot, only when some slot is charged.
+        """
+        if not np.any(charged):
+            return np.zeros(charged.shape, bool), np.zeros(charged.shape, bool)
+        found = charged & self.in_acceptance(momentum) & (rng.random(charged.shape) < self.efficiency)
+        dr, dz = self.impact_parameters(momentum, production)
+        return found, found & (dr < self.dr_max) & (np.abs(dz) < self.dz_max)
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """L1 trigger efficiency from the ECL energy sum: plateau * Phi((E_sum - threshold) / width).
+
+    Attributes
+    ----------
+    energy_threshold : float
+        Energy sum at half the plateau (GeV).
+    energy_width : float
+        Width of the Gaussian turn-on (GeV).
+    plateau : float
+        Efficiency far above the threshold.
+    """
+
+    energy_threshold: float = 1.0
+    energy_width: float = 0.1
+    plateau: float = 0.97
+
+    @classmethod
+    def from_config(cls, config: dict) -> Trigger:
+        trigger = config["detector"]["trigger"]
+        return cls(trigger["energy_threshold"], trigger["energy_width"], trigger["plateau"])
+
+    def efficiency(self, energy_sum: np.ndarray) -> np.ndarray:
+        """Trigger efficiency of events with the given ECL energy sums (GeV)."""
+        z = (np.asarray(energy_sum, dtype=float) - self.energy_threshold) / (self.energy_width * np.sqrt(2.0))
+        return self.plateau * 0.5 * special.erfc(-z)
+
+
+@dataclass(frozen=True)
+class Clusters:
+    """Calorimeter clusters in photon slots (:func:`merge_clusters`); arrays (n, k[, 3]).
+
+    ``seed`` is the slot of each cluster's most energetic photon (its own slot unless merged).
+    """
+
+    energy: np.ndarray
+    direction: np.ndarray
+    origin: np.ndarray
+    seed: np.ndarray
+    valid: np.ndarray
+
+
 def form_clusters(
     energy: np.ndarray, direction: np.ndarray, origin: np.ndarray, valid: np.ndarray, merge_angle: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Merge photons closer than ``merge_angle`` into one cluster.
 
     Parameters
@@ -161,7 +314,18 @@ def form_clusters(
     energy, direction, origin, valid
         Updated copies; a photon merged into another slot becomes invalid.
     """
+    clusters = merge_clusters(energy, direction, origin, valid, merge_angle)
+    return clusters.energy, clusters.direction, clusters.origin, clusters.valid
+
+
+def merge_clusters(
+    energy: np.ndarray, direction: np.ndarray, origin: np.ndarray, valid: np.ndarray, merge_angle: float
+) -> Clusters:
+    """:func:`form_clusters`, also returning for each cluster the slot of its most energetic
+    photon (its seed: a cluster's time is that of its seed crystal)."""
     energy, direction, origin, valid = energy.copy(), direction.copy(), origin.copy(), valid.copy()
+    seed = np.broadcast_to(np.arange(energy.shape[1]), energy.shape).copy()
+    seed_energy = energy.copy()
     cos_merge = np.cos(merge_angle)
     k = energy.shape[1]
     for i in range(k):
@@ -175,8 +339,11 @@ def form_clusters(
             energy[close, i] = e_i + e_j
             both_daughters = (origin[close, i] == ORIGIN_DAUGHTER) & (origin[close, j] == ORIGIN_DAUGHTER)
             origin[close, i] = np.where(both_daughters, ORIGIN_MERGED, ORIGIN_OTHER_MERGED)
+            j_seeds = seed_energy[close, j] > seed_energy[close, i]
+            seed[close, i] = np.where(j_seeds, seed[close, j], seed[close, i])
+            seed_energy[close, i] = np.maximum(seed_energy[close, i], seed_energy[close, j])
             valid[close, j] = False
-    return energy, direction, origin, valid
+    return Clusters(energy, direction, origin, seed, valid)
 
 
 def smear(

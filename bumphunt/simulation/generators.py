@@ -1,7 +1,9 @@
 """Event generators for e+e- -> gamma P, P -> gamma gamma (ALP signal and pi0/eta/eta').
 
 Events are generated in the CM frame, with the polar angle measured from the electron
-direction, then rotated and boosted to the lab (:class:`bumphunt.kinematics.Beams`).
+direction, then rotated and boosted to the lab (:class:`bumphunt.kinematics.Beams`), or in
+the CM frame of each event's own collision when the beam-energy spread and ISR are on
+(:class:`bumphunt.simulation.beam.Collisions`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..kinematics import Beams, boost, massless_four_vectors, unit_vectors
+from .beam import Collisions
 
 
 def sample_one_plus_cos2(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -57,6 +60,7 @@ def generate_two_photon_resonance(
     beams: Beams,
     *,
     ctau: float = 0.0,
+    collisions: Collisions | None = None,
 ) -> TwoPhotonResonanceEvents:
     """Generate e+e- -> gamma P with dsigma/dcos(theta*) ~ 1 + cos^2(theta*), P -> gamma gamma.
 
@@ -70,16 +74,27 @@ def generate_two_photon_resonance(
     beams : Beams
     ctau : float
         Proper decay length of P (cm); 0 for a prompt decay.
+    collisions : Collisions, optional
+        The ``n`` collisions (sqrt(s') and frame of each, :mod:`bumphunt.simulation.beam`);
+        the nominal beams when None.
     """
-    sqrt_s = beams.sqrt_s
-    if not 0.0 < mass < sqrt_s:
-        raise ValueError(f"mass {mass} GeV outside (0, sqrt(s) = {sqrt_s:.4f} GeV)")
-    recoil_energy = (sqrt_s**2 - mass**2) / (2.0 * sqrt_s)
+    if collisions is None or collisions.nominal:
+        sqrt_s = beams.sqrt_s
+        if not 0.0 < mass < sqrt_s:
+            raise ValueError(f"mass {mass} GeV outside (0, sqrt(s) = {sqrt_s:.4f} GeV)")
+        recoil_energy = np.full(n, (sqrt_s**2 - mass**2) / (2.0 * sqrt_s))
+        to_lab = beams.local_cm_to_lab
+    else:
+        sqrt_s = collisions.sqrt_s
+        if not (mass > 0.0 and np.all(mass < sqrt_s)):
+            raise ValueError(f"mass {mass} GeV outside (0, sqrt(s') = {sqrt_s.min():.4f} GeV) of some collision")
+        recoil_energy = (sqrt_s**2 - mass**2) / (2.0 * sqrt_s)
+        to_lab = collisions.local_cm_to_lab
 
     cos_theta = sample_one_plus_cos2(rng, n)
     recoil_direction = unit_vectors(cos_theta, rng.uniform(-np.pi, np.pi, n))
-    recoil_cm = massless_four_vectors(np.full(n, recoil_energy), recoil_direction)
-    parent_velocity = -recoil_direction * (recoil_energy / (sqrt_s - recoil_energy))
+    recoil_cm = massless_four_vectors(recoil_energy, recoil_direction)
+    parent_velocity = -recoil_direction * (recoil_energy / (sqrt_s - recoil_energy))[..., None]
 
     decay_axis = isotropic_directions(rng, n)
     half_mass = np.full(n, mass / 2.0)
@@ -88,8 +103,8 @@ def generate_two_photon_resonance(
     )
     daughters_cm = boost(daughters_rest, parent_velocity[:, None, :])
 
-    recoil = beams.local_cm_to_lab(recoil_cm)
-    daughters = beams.local_cm_to_lab(daughters_cm)
+    recoil = to_lab(recoil_cm)
+    daughters = to_lab(daughters_cm)
 
     parent = daughters.sum(axis=1)
     parent_momentum = np.linalg.norm(parent[:, 1:], axis=1)
