@@ -63,11 +63,11 @@ from .composition import Composition, composition_of_layout
 from .detector import Calorimeter, ClusterTiming, Tracking, Trigger, merge_clusters, smear, three_photon_mass
 from .generators import generate_two_photon_resonance, isotropic_directions
 from .processes import MesonGammaGammaSampler, RadiativeReturnSampler, TwoPhotonSampler, radiative_return_channels
-from .qed import GenerationCuts, ThreePhotonSampler, generation_cuts_for_acceptance
+from .qed import ThreePhotonSampler, generation_cuts_for_acceptance
 
 #: At most this many beam-background photons are overlaid on one event.
 MAX_BEAM_BACKGROUND_PHOTONS = 3
-_GGG_PILOT_TRIALS = 200_000
+_PILOT_TRIALS = 200_000
 
 
 @dataclass(frozen=True)
@@ -263,24 +263,6 @@ class ResonanceTask:
         return self.events_per_mass * len(self.masses)
 
 
-@dataclass(frozen=True)
-class GggTask:
-    """Generate, unweight and reconstruct one chunk of gamma gamma gamma trials."""
-
-    trials: int
-    first_trial: int
-    chunk_index: int
-    cuts: GenerationCuts
-    reference_weight: float
-    weight_per_pb: float
-    seed: int
-    reconstruction: Reconstruction
-
-    @property
-    def n_generated(self) -> int:
-        return self.trials
-
-
 @dataclass
 class ChunkResult:
     """Pre-selected events of one task, with counters for the sample metadata."""
@@ -325,44 +307,6 @@ def run_resonance_task(task: ResonanceTask) -> ChunkResult:
         pieces.append(branches)
         selected.append(n_passed)
     return ChunkResult(_concatenate(pieces), task.n_generated, n_selected_per_mass=selected)
-
-
-def run_ggg_task(task: GggTask) -> ChunkResult:
-    """Simulate a :class:`GggTask`: importance-sample, unweight against the reference weight,
-    reconstruct. Events above the reference weight keep their larger weight."""
-    rng = _stream(task.seed, SAMPLE_IDS["ggg"], 0, task.chunk_index)
-    reconstruction = task.reconstruction
-    sampler = ThreePhotonSampler(reconstruction.beams.sqrt_s, task.cuts)
-    photons_cm, weight_pb = sampler.sample(rng, task.trials)
-    kept = (weight_pb > 0.0) & (rng.random(task.trials) * task.reference_weight < weight_pb)
-    unweighted_pb = np.maximum(weight_pb[kept], task.reference_weight)
-    photons_cm = photons_cm[kept]
-    n = len(photons_cm)
-    # massless: the event at sqrt(s') is the one at sqrt(s) scaled, with sigma ~ 1/s' (beam.py)
-    beam_rng = _stream(task.seed, SAMPLE_IDS["ggg"], 2, task.chunk_index)
-    collisions = reconstruction.beam_effects.collisions(beam_rng, n, MASSLESS_SCALING)
-    if not collisions.nominal:
-        photons_cm = photons_cm * (collisions.sqrt_s / reconstruction.beams.sqrt_s)[:, None, None]
-    photons = collisions.local_cm_to_lab(photons_cm)
-    production = np.zeros((n, 3, 3))
-    origin = np.full((n, 3), ORIGIN_PROMPT)
-    passed, branches = reconstruction(rng, photons, production, origin, collisions)
-    n_passed = int(passed.sum())
-    branches.update(
-        event_id=task.first_trial + np.flatnonzero(kept)[passed],
-        sample_id=np.full(n_passed, SAMPLE_IDS["ggg"]),
-        weight=unweighted_pb[passed] * task.weight_per_pb * branches["trigger_efficiency"],
-        gen_mass=np.full(n_passed, np.nan),
-        decay_vertex=np.zeros((n_passed, 3)),
-    )
-    return ChunkResult(
-        branches,
-        task.trials,
-        weight_sum=float(weight_pb.sum()),
-        weight_sum_sq=float(np.sum(weight_pb**2)),
-        n_unweighted=n,
-        n_overweight=int(np.sum(weight_pb > task.reference_weight)),
-    )
 
 
 def _concatenate(pieces: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -471,38 +415,14 @@ def plan_ggg(config: dict, reconstruction: Reconstruction) -> SamplePlan:
     The pilot sets the reference weight (its largest weight) and the expected acceptance
     of the unweighting, hence the number of trials that yields about ``events`` events.
     """
-    beams, calorimeter, beam_effects = reconstruction.beams, reconstruction.calorimeter, reconstruction.beam_effects
+    beams, calorimeter = reconstruction.beams, reconstruction.calorimeter
     cuts = generation_cuts_for_acceptance(beams, calorimeter.energy_min, calorimeter.theta_min, calorimeter.theta_max)
-    isr_factor = beam_effects.cross_section_factor(MASSLESS_SCALING)
-    n_events = config["simulation"]["backgrounds"]["ggg"]["events"]
-    sampler = ThreePhotonSampler(beams.sqrt_s, cuts)
-    _, pilot_weights = sampler.sample(_stream(config["seed"], SAMPLE_IDS["ggg"], 1), _GGG_PILOT_TRIALS)
-    reference_weight = float(pilot_weights.max())
-    acceptance = float(np.minimum(pilot_weights, reference_weight).mean()) / reference_weight
-    n_trials = math.ceil(n_events / acceptance) if n_events else 0
-    trials_per_chunk = max(1, math.ceil(config["simulation"]["chunk_size"] / acceptance))
-    weight_per_pb = config["luminosity"] * isr_factor / max(n_trials, 1)
-    tasks = [
-        GggTask(
-            min(trials_per_chunk, n_trials - first),
-            first,
-            index,
-            cuts,
-            reference_weight,
-            weight_per_pb,
-            config["seed"],
-            reconstruction,
-        )
-        for index, first in enumerate(range(0, n_trials, trials_per_chunk))
-    ]
     metadata = {
         "description": "e+e- -> gamma gamma gamma, leading-order QED (Berends & Kleiss 1981), massless electrons",
         "generation_cuts": cuts.to_dict(),
-        "reference_weight_pb": reference_weight,
-        "isr_factor": isr_factor,
-        "beam_effects": beam_effects.to_dict(),
     }
-    return SamplePlan("ggg", tasks, run_ggg_task, metadata, n_trials)
+    sampler = ThreePhotonSampler(beams.sqrt_s, cuts)
+    return _plan_massless("ggg", sampler, (ORIGIN_PROMPT,) * 3, config, reconstruction, metadata)
 
 
 @dataclass(frozen=True)
@@ -577,7 +497,7 @@ def _plan_massless(sample, sampler, origin, config, reconstruction, metadata, *,
     """Tasks of a massless-final-state sample after a pilot run that fixes the unweighting
     (its largest weight), so that about ``events`` events are kept."""
     n_events = config["simulation"]["backgrounds"][sample]["events"]
-    _, pilot = sampler.sample(_stream(config["seed"], SAMPLE_IDS[sample], 1), _GGG_PILOT_TRIALS)
+    _, pilot = sampler.sample(_stream(config["seed"], SAMPLE_IDS[sample], 1), _PILOT_TRIALS)
     reference_weight = float(pilot.max())
     acceptance = float(np.minimum(pilot, reference_weight).mean()) / reference_weight
     n_trials = math.ceil(n_events / acceptance) if n_events else 0
@@ -724,7 +644,7 @@ def plan_meson_gamma_gamma(sample: str, config: dict, reconstruction: Reconstruc
     pilots = {}
     for index, (label, make_sampler) in enumerate(channels.items()):
         rng = _stream(config["seed"], SAMPLE_IDS[sample], 1, index)
-        pilots[label] = make_sampler(beams.sqrt_s).sample(rng, _GGG_PILOT_TRIALS // 10)[1]
+        pilots[label] = make_sampler(beams.sqrt_s).sample(rng, _PILOT_TRIALS // 10)[1]
     sigma = {label: float(weights.mean()) for label, weights in pilots.items()}
     n_events = config["simulation"]["backgrounds"][sample]["events"]
     share = np.maximum(np.array(list(sigma.values())) / sum(sigma.values()), 0.05)
