@@ -91,7 +91,8 @@ class ScanResult:
 
     def row(self, mass: float) -> dict:
         """The row of the mass hypothesis nearest ``mass``."""
-        return self.rows()[int(np.argmin(np.abs(self.masses - mass)))]
+        index = int(np.argmin(np.abs(self.masses - mass)))
+        return {name: column[index].item() for name, column in self.columns.items()}
 
     def to_pandas(self):
         """The table as a ``pandas.DataFrame`` (pandas is optional: imported here)."""

@@ -130,12 +130,13 @@ def make_tasks(masses, spectrum: Spectrum, model: ShapeModel, model_ref, setting
     """Tasks of :data:`POINTS_PER_TASK` consecutive masses, each with the spectrum from the
     first window's lower edge to the last window's upper edge."""
     tasks = []
+    widest_bin = float(np.diff(spectrum.edges).max()) if spectrum.binned else 0.0
     for start in range(0, len(masses), POINTS_PER_TASK):
         group = tuple(float(m) for m in masses[start : start + POINTS_PER_TASK])
         first, last = window_shape(model, group[0], settings), window_shape(model, group[-1], settings)
         lower, upper = first.lower, last.upper
         if spectrum.binned:  # whole bins on both sides
-            lower, upper = lower - np.diff(spectrum.edges).max(), upper + np.diff(spectrum.edges).max()
+            lower, upper = lower - widest_bin, upper + widest_bin
         tasks.append(ScanTask(group, spectrum.window(lower, upper), model_ref, settings, discovery_only))
     return tasks
 

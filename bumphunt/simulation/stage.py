@@ -459,8 +459,7 @@ def run_massless_task(task: MasslessTask) -> ChunkResult:
     rng = _stream(task.seed, sample_id, 0, task.chunk_index)
     reconstruction = task.reconstruction
     particles_cm, weight_pb = task.sampler.sample(rng, task.trials)
-    kept = (weight_pb > 0.0) & (rng.random(task.trials) * task.reference_weight < weight_pb)
-    unweighted_pb = np.maximum(weight_pb[kept], task.reference_weight)
+    kept, unweighted_pb = _unweight(rng, weight_pb, task.reference_weight)
     particles_cm = particles_cm[kept]
     n = len(particles_cm)
     collisions = reconstruction.beam_effects.collisions(_stream(task.seed, sample_id, 2, task.chunk_index), n)
@@ -474,12 +473,32 @@ def run_massless_task(task: MasslessTask) -> ChunkResult:
         charged_inside = (origin == ORIGIN_ELECTRON) & tracking.in_acceptance(particles[..., 1:])
         loss_weight = (1.0 - tracking.efficiency) ** charged_inside.sum(axis=1)
         reconstruction = dataclasses.replace(reconstruction, tracking=dataclasses.replace(tracking, efficiency=0.0))
-    passed, branches = reconstruction(rng, particles, np.zeros((n, len(task.origin), 3)), origin, collisions)
+    return _reconstructed_chunk(task, reconstruction, rng, particles, origin, collisions, kept, weight_pb,
+                                unweighted_pb, task.first_trial, loss_weight)  # fmt: skip
+
+
+def _unweight(rng: np.random.Generator, weight_pb: np.ndarray, reference_weight: float):
+    """Hit-or-miss unweighting against ``reference_weight``: the mask of kept trials and
+    their weights (events above the reference keep their larger weight)."""
+    kept = (weight_pb > 0.0) & (rng.random(len(weight_pb)) * reference_weight < weight_pb)
+    return kept, np.maximum(weight_pb[kept], reference_weight)
+
+
+def _reconstructed_chunk(task, reconstruction, rng, particles, origin, collisions, kept, weight_pb, event_pb,
+                         first_event_id, factor=None) -> ChunkResult:  # fmt: skip
+    """Reconstruct the kept events of an unweighted chunk: ``event_pb`` is each kept event's
+    weight in pb, ``factor`` an optional weight factor of its own, ``first_event_id`` the id of
+    the chunk's first trial."""
+    n = len(particles)
+    passed, branches = reconstruction(rng, particles, np.zeros((n, origin.shape[1], 3)), origin, collisions)
     n_passed = int(passed.sum())
     branches.update(
-        event_id=task.first_trial + np.flatnonzero(kept)[passed],
-        sample_id=np.full(n_passed, sample_id),
-        weight=unweighted_pb[passed] * task.weight_per_pb * loss_weight[passed] * branches["trigger_efficiency"],
+        event_id=first_event_id + np.flatnonzero(kept)[passed],
+        sample_id=np.full(n_passed, SAMPLE_IDS[task.sample]),
+        weight=event_pb[passed]
+        * task.weight_per_pb
+        * (1.0 if factor is None else factor[passed])
+        * branches["trigger_efficiency"],
         gen_mass=np.full(n_passed, np.nan),
         decay_vertex=np.zeros((n_passed, 3)),
     )
@@ -493,15 +512,30 @@ def run_massless_task(task: MasslessTask) -> ChunkResult:
     )
 
 
+@dataclass(frozen=True)
+class _Unweighting:
+    """How a weighted sampler is unweighted: against the largest weight of a pilot run, with
+    enough trials to keep about the wanted number of events."""
+
+    reference_weight: float
+    n_trials: int
+    trials_per_chunk: int
+
+
+def _unweighting(pilot: np.ndarray, n_events: float, chunk_size: int) -> _Unweighting:
+    reference_weight = float(pilot.max())
+    acceptance = float(np.minimum(pilot, reference_weight).mean()) / reference_weight
+    n_trials = math.ceil(n_events / acceptance) if n_events else 0
+    return _Unweighting(reference_weight, n_trials, max(1, math.ceil(chunk_size / acceptance)))
+
+
 def _plan_massless(sample, sampler, origin, config, reconstruction, metadata, *, forced_track_loss=False):
     """Tasks of a massless-final-state sample after a pilot run that fixes the unweighting
     (its largest weight), so that about ``events`` events are kept."""
     n_events = config["simulation"]["backgrounds"][sample]["events"]
     _, pilot = sampler.sample(_stream(config["seed"], SAMPLE_IDS[sample], 1), _PILOT_TRIALS)
-    reference_weight = float(pilot.max())
-    acceptance = float(np.minimum(pilot, reference_weight).mean()) / reference_weight
-    n_trials = math.ceil(n_events / acceptance) if n_events else 0
-    trials_per_chunk = max(1, math.ceil(config["simulation"]["chunk_size"] / acceptance))
+    plan = _unweighting(pilot, n_events, config["simulation"]["chunk_size"])
+    reference_weight, n_trials, trials_per_chunk = plan.reference_weight, plan.n_trials, plan.trials_per_chunk
     isr_factor = reconstruction.beam_effects.cross_section_factor(MASSLESS_SCALING)
     weight_per_pb = config["luminosity"] * isr_factor / max(n_trials, 1)
     tasks = [
@@ -600,31 +634,15 @@ def run_weighted_process_task(task: WeightedProcessTask) -> ChunkResult:
     )
     sqrt_s = beams.sqrt_s if collisions.nominal else collisions.sqrt_s
     particles_cm, weight_pb = task.make_sampler(sqrt_s).sample(rng, task.trials)
-    kept = (weight_pb > 0.0) & (rng.random(task.trials) * task.reference_weight < weight_pb)
-    unweighted_pb = np.maximum(weight_pb[kept], task.reference_weight)
+    kept, unweighted_pb = _unweight(rng, weight_pb, task.reference_weight)
     particles = collisions.local_cm_to_lab(particles_cm)[kept]
     if not collisions.nominal:
         collisions = Collisions(beams, int(kept.sum()), collisions.electron[kept], collisions.positron[kept],
                                 collisions.isr_fraction[kept])  # fmt: skip
-    n = len(particles)
-    origin = np.tile(np.array(task.origin), (n, 1))
-    passed, branches = reconstruction(rng, particles, np.zeros((n, len(task.origin), 3)), origin, collisions)
-    n_passed = int(passed.sum())
-    branches.update(
-        event_id=task.channel * 10**12 + task.first_trial + np.flatnonzero(kept)[passed],
-        sample_id=np.full(n_passed, sample_id),
-        weight=unweighted_pb[passed] * task.weight_per_pb * branches["trigger_efficiency"],
-        gen_mass=np.full(n_passed, np.nan),
-        decay_vertex=np.zeros((n_passed, 3)),
-    )
-    return ChunkResult(
-        branches,
-        task.trials,
-        weight_sum=float(weight_pb.sum()),
-        weight_sum_sq=float(np.sum(weight_pb**2)),
-        n_unweighted=n,
-        n_overweight=int(np.sum(weight_pb > task.reference_weight)),
-    )
+    origin = np.tile(np.array(task.origin), (len(particles), 1))
+    first_event_id = task.channel * 10**12 + task.first_trial
+    return _reconstructed_chunk(task, reconstruction, rng, particles, origin, collisions, kept, weight_pb,
+                                unweighted_pb, first_event_id)  # fmt: skip
 
 
 def plan_meson_gamma_gamma(sample: str, config: dict, reconstruction: Reconstruction) -> SamplePlan:
@@ -653,11 +671,8 @@ def plan_meson_gamma_gamma(sample: str, config: dict, reconstruction: Reconstruc
     origin = (ORIGIN_PROMPT, ORIGIN_PROMPT, ORIGIN_DAUGHTER, ORIGIN_DAUGHTER)
     tasks, n_total, channel_metadata = [], 0, {}
     for index, ((label, make_sampler), fraction) in enumerate(zip(channels.items(), share)):
-        pilot = pilots[label]
-        reference_weight = float(pilot.max())
-        acceptance = float(np.minimum(pilot, reference_weight).mean()) / reference_weight
-        n_trials = math.ceil(n_events * fraction / acceptance) if n_events else 0
-        trials_per_chunk = max(1, math.ceil(config["simulation"]["chunk_size"] / acceptance))
+        plan = _unweighting(pilots[label], n_events * fraction, config["simulation"]["chunk_size"])
+        reference_weight, n_trials, trials_per_chunk = plan.reference_weight, plan.n_trials, plan.trials_per_chunk
         weight_per_pb = config["luminosity"] * factor / max(n_trials, 1)
         tasks += [
             WeightedProcessTask(
