@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
-from scipy import integrate
+from scipy import integrate, stats
 
 from bumphunt.config import load_config
 from bumphunt.errors import BumphuntError
@@ -295,11 +295,7 @@ def shape_stage(tmp_path_factory):
     defaults = load_config()["simulation"]["signal"]
     config = small_config(tmp_path, **{"simulation.signal.masses": defaults["masses"],
                                        "simulation.signal.events_per_mass": defaults["events_per_mass"],
-                                       "simulation.chunk_size": 200_000, "simulation.workers": 2,
-                                       # the DSCB + Gaussian does not follow the radiative tail ISR gives the
-                                       # fitted peak (open: docs/shapes.md); these tests check the model
-                                       # without ISR, with the beam-energy spread
-                                       "beam.isr": False, "shapes.selection": "fit_status == 0"})  # fmt: skip
+                                       "simulation.chunk_size": 200_000, "simulation.workers": 2})  # fmt: skip
     run_simulation(config, samples=["alp"], progress=False)
     run_kinfit(config, progress=False)
     with collect_logs("bumphunt") as records:
@@ -312,12 +308,15 @@ def test_every_mass_is_fitted_and_the_output_is_complete(shape_stage):
     config, summary, messages = shape_stage
     model = summary.model
     assert len(model.fits) == 205
-    # the DSCB + Gaussian does not follow the peak within ~0.7 GeV of sqrt(s) (soft recoil
-    # photon), above the scan range: those masses, and no others, are left out with a warning
-    # (with the beam-energy spread a peak fit there may not converge at all)
+    # every excluded or failed mass is left out with a warning; inside the scan range the model
+    # holds: a fit fails nowhere, and the masses below the 0.001 goodness-of-fit threshold are
+    # as few as chance gives a correct model
     failed = [f.mass for f in model.fits if not f.ok]
     excluded = [f.mass for f in model.fits if f.ok and f.chi2_pvalue < model.settings["min_fit_pvalue"]]
-    assert excluded + failed and min(excluded + failed) > 9.8
+    in_range = sum(f.mass < 9.8 for f in model.fits)
+    allowed = stats.binom.isf(1e-3, in_range, model.settings["min_fit_pvalue"])  # P(more) < 1e-3
+    assert not [m for m in failed if m < 9.8]
+    assert sum(m < 9.8 for m in excluded) <= allowed
     assert len(messages) == len(excluded) + len(failed)
     assert sum("does not describe it" in m for m in messages) == len(excluded)
     assert model.validation["peak_fit"]["valid"]
