@@ -53,7 +53,7 @@ SCAN = {
     "scan.workers": 1,
     # the analysis as it was before the layout change, whose table the serial scan must give:
     # every simulated event Poisson(weight) times (no smooth pseudo-data), nominal beams, no
-    # cluster-time cuts, a trigger of efficiency 1, only the original samples, no fit-probability cut
+    # cluster-time cuts, a trigger of efficiency 1, only the original samples, no fit-probability cut,
     "scan.pseudo_data": "events",
     "beam.energy_spread": 0.0,
     "beam.isr": False,
@@ -66,6 +66,9 @@ SCAN = {
     "simulation.backgrounds.eta_gamma_gamma.events": 0,
     "simulation.backgrounds.etaprime_gamma_gamma.events": 0,
     "shapes.selection": "fit_status == 0",
+    # the shape fit window and spline basis of before the ISR tail was handled
+    "shapes.window_sigmas": 20.0,
+    "shapes.spline_basis": 14,
 }
 
 
