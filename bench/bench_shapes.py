@@ -26,11 +26,13 @@ def main() -> None:
     args = parser.parse_args()
 
     from bumphunt.config import load_config
+    from bumphunt.cuts import branches_used
     from bumphunt.layout import OutputLayout
     from bumphunt.shapes import fit_mass, run_shapes, signal_candidates
 
-    config = load_config(None, {"shapes.plots": False})
-    layout = OutputLayout(Path(args.analysis) / config["output_dir"])
+    default_output = load_config()["output_dir"]
+    config = load_config(None, {"shapes.plots": False, "output_dir": str(Path(args.analysis) / default_output)})
+    layout = OutputLayout.from_config(config)
     source = layout.ntuple("kinfit", "alp")
     with tempfile.TemporaryDirectory() as output:
         started = time.perf_counter()
@@ -38,7 +40,9 @@ def main() -> None:
         stage_seconds = time.perf_counter() - started
     model = summary.model
 
-    grouped, generated = signal_candidates(source, "m_gg_fit", config["shapes"]["selection"])
+    selection = config["shapes"]["selection"]
+    friends = layout.friends("alp", branches_used(selection))
+    grouped, generated = signal_candidates(source, "m_gg_fit", selection, friends=friends)
     mass = min(grouped, key=lambda m: abs(m - args.mass))
     candidates, matched = grouped[mass]
     options = dict(second_gaussian=True, sqrt_s=model.settings["sqrt_s"], edge_width=model.settings["edge_width"])

@@ -3,7 +3,7 @@
 The stages, each a function of an analysis configuration (:func:`load_config`) that reads
 the files of the stage before it and writes its own (:class:`OutputLayout` names them):
 
-    run_simulation -> run_kinfit -> run_shapes -> run_scan
+    run_simulation -> run_kinfit -> run_select -> run_shapes -> run_scan
 
 and the pieces a user calls on data of their own: :func:`fit_photons` (kinematic fit),
 :func:`load_shapes` (the signal model), :func:`scan_spectrum` (a scan of an array, a ROOT
@@ -32,6 +32,7 @@ _EXPORTS = {
     "run_simulation": "simulation",
     "run_kinfit": "kinfit",
     "fit_photons": "kinfit",
+    "run_select": "select",
     "run_shapes": "shapes",
     "ShapeModel": "models",
     "SignalShape": "models",

@@ -22,7 +22,7 @@ from .errors import BumphuntError, ConfigError
 STAGES = {
     "simulate": True,
     "kinfit": True,
-    "select": False,
+    "select": True,
     "shapes": True,
     "scan": True,
     "limits": True,
@@ -271,6 +271,48 @@ def _run_kinfit(config, *, inputs=None, output=None, threads=None, quiet=False):
 
 
 @main.command()
+@config_option
+@set_option
+@output_option("Output directory (friend ntuples, network, table and plots).", type=click.Path(file_okay=False))
+@click.option("--model", "model_path", type=click.Path(file_okay=False, exists=True),
+              help="Apply this saved Punzi-net folder instead of training one.")  # fmt: skip
+@quiet_option
+def select(config_path, settings, output, model_path, quiet):
+    """Train the Punzi-net (or apply a saved one) and select the events of every sample.
+
+    \b
+    Reads every ntuple of <output_dir>/kinfit. Writes, below <output_dir>/select: a friend
+    ntuple per sample (punzi_score, punzi_selected: what shapes.selection cuts on), the
+    network (punzinet/), fom.csv/fom.json (sigma_min per mass for the Punzi-net cut and the
+    baselines, on test events) and fom.png, training.png, scores.png.
+
+    \b
+    Examples:
+      bumphunt select                                   # train, choose the working point, score
+      bumphunt select --set select.working_point=0.6
+      bumphunt select --model other/select/punzinet     # apply a trained network
+    """
+    config = _load(config_path, settings)
+    _run_select(config, output=output, model_path=model_path, quiet=quiet)
+
+
+def _run_select(config, *, output=None, model_path=None, quiet=False):
+    from .select.stage import run_select
+
+    summary = run_select(config, output, model_path=model_path, progress=not quiet)
+    ratio = summary.mean_sigma_min("sigma_min_punzi", held_out=False) / summary.mean_sigma_min(
+        "sigma_min_preselection", held_out=False
+    )
+    click.echo(
+        f"select: working point {summary.working_point:.3f}, mean sigma_min over training masses "
+        f"{summary.mean_sigma_min('sigma_min_punzi', held_out=False):.3g} pb ({ratio:.2f} x the pre-selection's), "
+        f"held-out masses {summary.mean_sigma_min('sigma_min_punzi', held_out=True):.3g} pb  "
+        f"{summary.seconds:.1f} s -> {summary.model_path.parent}"
+    )
+    return summary
+
+
+@main.command()
 @click.argument("input_path", required=False, type=click.Path(dir_okay=False))
 @config_option
 @set_option
@@ -371,6 +413,7 @@ def run(config_path, settings, workers, quiet):
     click.echo(f"analysis '{config['name']}' -> {config['output_dir']}")
     _run_simulation(config, workers=workers, quiet=quiet)
     _run_kinfit(config, quiet=quiet)
+    _run_select(config, quiet=quiet)
     _run_shapes(config, quiet=quiet)
     _run_scan(config, workers=workers, quiet=quiet)
     missing = [stage for stage, built in STAGES.items() if not built]

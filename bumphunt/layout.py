@@ -21,9 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
+from .errors import NtupleError
 from .ntuple import SAMPLES
 
 #: The stages' folders, in the order of the chain.
+#: Branches the selection stage writes into its friend ntuples start with this.
+SELECT_BRANCH_PREFIX = "punzi_"
+
 STAGE_DIRS = ("simulation", "kinfit", "select", "shapes", "scan", "exclusion", "count", "report")
 #: The figures of a scan (:meth:`OutputLayout.scan_plot`).
 SCAN_PLOTS = ("upper_limits", "local_significance", "best_fit")
@@ -75,6 +79,22 @@ class OutputLayout:
     def existing_ntuples(self, stage: str, samples: Iterable[str] = SAMPLES) -> list[Path]:
         """The ntuples of ``samples`` that ``stage`` has written, in the order given."""
         return [path for path in (self.ntuple(stage, sample) for sample in samples) if path.is_file()]
+
+    def friends(self, sample: str, needed: Iterable[str] = ()) -> list[Path]:
+        """Friend ntuples of ``sample`` (the selection's score and decision), where written:
+        readers look there for branches the kinematic-fit ntuple lacks.
+
+        Raises NtupleError when ``needed`` (the branches a cut uses) holds a branch of the
+        selection stage (``punzi_*``) and that stage has not written ``sample``.
+        """
+        found = self.existing_ntuples("select", [sample])
+        wanted = sorted(b for b in needed if b.startswith(SELECT_BRANCH_PREFIX))
+        if wanted and not found:
+            raise NtupleError(
+                f"{self.ntuple('select', sample)} does not exist, and the cut needs {', '.join(wanted)} from it: "
+                "run `bumphunt select` first, or cut on the pre-selection alone (select.preselection)"
+            )
+        return found
 
     @property
     def simulation_dir(self) -> Path:
@@ -153,6 +173,24 @@ class OutputLayout:
     @property
     def select_dir(self) -> Path:
         return self.stage_dir("select")
+
+    @property
+    def select_model_dir(self) -> Path:
+        """The trained Punzi-net (weights and description)."""
+        return self.select_dir / "punzinet"
+
+    @property
+    def select_table_csv(self) -> Path:
+        """sigma_min per generated mass for the Punzi-net and the baselines."""
+        return self.select_dir / "fom.csv"
+
+    @property
+    def select_table_json(self) -> Path:
+        return self.select_dir / "fom.json"
+
+    def select_plot(self, name: str) -> Path:
+        """A figure of the selection: ``fom``, ``training``, ``scores``."""
+        return self.select_dir / f"{name}.png"
 
     @property
     def report_dir(self) -> Path:

@@ -16,6 +16,7 @@ reader raises :class:`~bumphunt.errors.NtupleError` for a truncated or corrupted
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import struct
@@ -338,7 +339,7 @@ def _checked_branches(path, ttree, branches: Sequence[str] | None) -> list[str]:
 
 
 def read_ntuple(
-    path: str | Path, branches: Sequence[str] | None = None, *, tree: str = TREE_NAME
+    path: str | Path, branches: Sequence[str] | None = None, *, tree: str = TREE_NAME, friends: Sequence = ()
 ) -> dict[str, np.ndarray]:
     """Read branches of a tree into numpy arrays.
 
@@ -346,9 +347,13 @@ def read_ntuple(
     ----------
     path : str or Path
     branches : sequence of str, optional
-        Branches to read; all when None.
+        Branches to read; all of ``path`` when None.
     tree : str
         Tree name.
+    friends : sequence of paths
+        Friend ntuples (the same events, more branches, e.g. the selection's score): a branch
+        that ``path`` lacks is read from the first friend holding it. A friend made from
+        another version of ``path`` is an error.
 
     Raises
     ------
@@ -356,6 +361,9 @@ def read_ntuple(
         The file, the tree or a requested branch does not exist, or the file is truncated
         or corrupted.
     """
+    if friends:
+        parts = _friend_parts(path, branches, friends, tree)
+        return {name: array for part, names in parts for name, array in read_ntuple(part, names, tree=tree).items()}
     file, ttree = _open_tree(path, tree)
     with file:
         wanted = _checked_branches(path, ttree, branches)
@@ -369,14 +377,68 @@ def iterate_ntuple(
     *,
     step_size: int | str = 200_000,
     tree: str = TREE_NAME,
+    friends: Sequence = (),
 ) -> Iterator[dict[str, np.ndarray]]:
     """Read a tree in chunks of ``step_size`` entries (or bytes, e.g. ``"100 MB"``), bounded memory.
 
     Raises the same errors as :func:`read_ntuple`: when called for a missing or truncated
-    file, tree or branch, when iterated for corrupted data.
+    file, tree or branch, when iterated for corrupted data. ``friends`` as in
+    :func:`read_ntuple` (``step_size`` then counts entries).
     """
+    if friends:
+        if not isinstance(step_size, int):
+            raise ValueError("reading with friend ntuples needs a step size in entries")
+        parts = _friend_parts(path, branches, friends, tree)
+        return _iterate_together(parts, tree, step_size)
     wanted = check_branches(path, branches, tree=tree)
     return _iterate(path, tree, wanted, step_size)
+
+
+def _iterate_together(parts, tree, step_size):
+    iterators = [_iterate(part, tree, names, step_size) for part, names in parts]
+    for chunks in zip(*iterators, strict=True):
+        if len({len(next(iter(c.values()))) for c in chunks if c}) > 1:
+            raise NtupleError(f"{parts[0][0]}: a friend ntuple's chunks do not line up with it")
+        yield {name: array for chunk in chunks for name, array in chunk.items()}
+
+
+def friend_fingerprint(path: str | Path) -> dict:
+    """What identifies an ntuple for the friends made from it: entries, size and a hash of its
+    metadata (so an identical rerun keeps its friends, a changed input invalidates them)."""
+    path = Path(path)
+    with _open_file(path) as file:
+        metadata = str(file[METADATA_NAME]) if METADATA_NAME in file else ""
+    digest = hashlib.sha256(metadata.encode()).hexdigest()
+    return {"file": path.name, "entries": num_entries(path), "size": path.stat().st_size, "metadata_sha256": digest}
+
+
+def _friend_parts(path, branches, friends, tree) -> list[tuple[Path, list[str]]]:
+    """Which file each requested branch is read from: ``path`` first, then the friends in order.
+
+    A friend is an ntuple whose metadata ``friend_of`` holds :func:`friend_fingerprint` of
+    ``path``: the same events in the same order, with more branches.
+    """
+    own = check_branches(path, None, tree=tree)
+    wanted = own if branches is None else list(branches)
+    parts = [(Path(path), [b for b in wanted if b in own])]
+    missing = [b for b in wanted if b not in own]
+    fingerprint = None
+    for friend in friends:
+        if not missing:
+            break
+        names = [b for b in missing if b in check_branches(friend, None, tree=tree)]
+        if not names:
+            continue
+        fingerprint = fingerprint or friend_fingerprint(path)
+        if read_metadata(friend).get("friend_of") != fingerprint:
+            raise NtupleError(f"{friend} was made from another version of {path}: rerun the stage that wrote it")
+        parts.append((Path(friend), names))
+        missing = [b for b in missing if b not in names]
+    if missing:
+        searched = ", ".join(str(f) for f in friends)
+        message = f"{path}: tree '{tree}' lacks branch(es) {', '.join(missing)}"
+        raise NtupleError(f"{message} (nor do its friends {searched})")
+    return [(part, names) for part, names in parts if names]
 
 
 def _iterate(path, tree, branches, step_size):

@@ -367,3 +367,109 @@ def plot_composition(composition, *, ax=None, log: bool = True):
             ax.set_yscale("log")
         ax.legend(fontsize=14, reverse=True)
     return ax
+
+
+#: Curves of the selection's figure-of-merit plot: table column -> legend label.
+FOM_CURVES = {
+    "sigma_min_preselection": "pre-selection alone",
+    "sigma_min_bce_best_cut": "BCE network, best cut per mass",
+    "sigma_min_bdt_best_cut": "BDT per mass region, best cut per region",
+    "sigma_min_punzi": "Punzi-net, one cut",
+}
+
+
+def plot_fom(table: dict):
+    """sigma_min versus mass for the Punzi-net's single cut and the baselines (top), and each
+    relative to the BCE network's best cut per mass (bottom); held-out masses as open markers.
+
+    Parameters
+    ----------
+    table : dict
+        The selection's figure-of-merit table (``select/fom.json``).
+    """
+    rows = table["masses"]
+    mass = np.array([r["mass"] for r in rows])
+    held = np.array([r["held_out"] for r in rows])
+    curves = {c: np.array([r.get(c, np.nan) for r in rows], dtype=float) for c in FOM_CURVES}
+    curves = {c: v for c, v in curves.items() if np.isfinite(v).any()}
+    reference = curves.get("sigma_min_bce_best_cut", curves["sigma_min_preselection"])
+    with _style(True):
+        fig, (top, bottom) = _subplots(2, 1, figsize=(12, 10), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+        for i, (column, values) in enumerate(curves.items()):
+            colour = f"C{i}"
+            top.plot(mass, values, "-", color=colour, linewidth=1.5, label=FOM_CURVES[column])
+            bottom.plot(mass, values / reference, "-", color=colour, linewidth=1.5)
+            top.plot(mass[held], values[held], "o", mfc="none", color=colour, markersize=7)
+            bottom.plot(mass[held], (values / reference)[held], "o", mfc="none", color=colour, markersize=7)
+        top.plot([], [], "o", mfc="none", color="k", label="held-out masses")
+        top.set_yscale("log")
+        top.set_ylabel(r"$\sigma_{min}$ [pb]")
+        wp = table.get("working_point")
+        top.legend(fontsize=13, title=None if wp is None else f"working point {wp:.3f}", title_fontsize=13)
+        bottom.axhline(1.0, color="k", linewidth=0.8)
+        bottom.set_ylabel("/ BCE best cut" if "sigma_min_bce_best_cut" in curves else "/ pre-selection")
+        bottom.set_xlabel(r"$m_a$ [GeV]")
+        bottom.set_ylim(0.5, 1.5 if "sigma_min_bce_best_cut" in curves else 1.1)
+    return fig
+
+
+def plot_training(history: dict):
+    """Loss per epoch of each training stage (training and validation), log scale for Punzi.
+
+    Parameters
+    ----------
+    history : mapping of stage name -> TrainingHistory
+    """
+    stages = list(history)
+    with _style(True):
+        fig, axes = _subplots(1, len(stages), figsize=(7 * len(stages), 6), squeeze=False)
+        for ax, stage in zip(axes[0], stages):
+            record = history[stage]
+            epochs = np.arange(1, len(record.loss) + 1)
+            ax.plot(epochs, record.loss, "-", label="training")
+            if len(record.val_loss):
+                ax.plot(epochs, record.val_loss, "-", label="validation")
+            if record.best_epoch > 0:
+                ax.axvline(record.best_epoch, color="k", linestyle=":", linewidth=1, label="best")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel("binary cross-entropy" if stage == "bce" else r"mean $\sigma_{min}$ [pb]")
+            ax.set_title(stage, fontsize=16)
+            ax.legend(fontsize=13)
+    return fig
+
+
+def plot_score_distributions(scores: dict, working_point: float | None = None, *, bins: int = 50):
+    """Network output per sample: backgrounds in expected events (stacked), the signal
+    normalised to the background total for its shape; the working point as a line.
+
+    Parameters
+    ----------
+    scores : dict sample -> (scores, weights or None)
+        ``weights`` None for the signal.
+    """
+    import mplhep
+
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    backgrounds = {s: np.histogram(v, edges, weights=w)[0] for s, (v, w) in scores.items() if w is not None}
+    order = sorted(backgrounds, key=lambda s: backgrounds[s].sum())
+    with _style(True):
+        fig, ax = _subplots(figsize=(12, 7))
+        if order:
+            import matplotlib
+
+            colours = [matplotlib.colormaps["tab10" if len(order) <= 10 else "tab20"](i) for i in range(len(order))]
+            mplhep.histplot([backgrounds[s] for s in order], edges, ax=ax, stack=True, histtype="fill", label=order,
+                            color=colours)  # fmt: skip
+        total = sum(h.sum() for h in backgrounds.values())
+        for sample, (values, weights) in scores.items():
+            if weights is None and len(values):
+                counts = np.histogram(values, edges)[0].astype(float)
+                counts *= (total or 1.0) / max(counts.sum(), 1.0)
+                mplhep.histplot(counts, edges, ax=ax, color="k", linewidth=2, label=f"{sample} (shape)")
+        if working_point is not None:
+            ax.axvline(working_point, color="C3", linestyle="--", linewidth=2, label="working point")
+        ax.set_yscale("log")
+        ax.set_xlabel("Punzi-net output")
+        ax.set_ylabel(f"expected events / {1 / bins:.2f}")
+        ax.legend(fontsize=12, ncols=2)
+    return fig

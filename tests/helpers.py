@@ -7,6 +7,9 @@ from contextlib import contextmanager
 
 from bumphunt.config import load_config
 
+#: The default cut before the Punzi-net (select.preselection).
+PRESELECTION = load_config()["select"]["preselection"]
+
 
 def small_config(tmp_path, **overrides):
     """The default configuration scaled down, writing below ``tmp_path``."""
@@ -25,6 +28,8 @@ def small_config(tmp_path, **overrides):
         "simulation.backgrounds.pi0_gamma_gamma.events": 2000,
         "simulation.backgrounds.eta_gamma_gamma.events": 2000,
         "simulation.backgrounds.etaprime_gamma_gamma.events": 2000,
+        # stages after the kinematic fit see the pre-selection, unless a test runs the Punzi-net
+        "shapes.selection": PRESELECTION,
     }
     settings.update(overrides)
     return load_config(None, settings)

@@ -12,10 +12,14 @@ from bumphunt.config import load_config
 from bumphunt.ntuple import read_metadata
 
 from .bad_inputs import message
+from .helpers import PRESELECTION
 
 SMALL = [
     "--set", "simulation.signal.masses={start: 1.0, stop: 5.0, step: 0.5}",
     "--set", "shapes.n_held_out=2",
+    "--set", "select.n_held_out=1",
+    "--set", "select.network={hidden: [8, 8], bce_epochs: 2, punzi_epochs: 2}",
+    "--set", "select.plots=false",
     "--set", "shapes.plots=false",
     "--set", "scan.start=1.2",
     "--set", "scan.stop=4.8",
@@ -59,7 +63,8 @@ def test_simulate_writes_ntuples(tmp_path):
 def test_run_says_which_stages_are_missing(tmp_path):
     result = CliRunner().invoke(main, ["run", "--set", f"output_dir={tmp_path}", "-q", *SMALL])
     assert result.exit_code == 0, result.output
-    assert "not built yet: select, exclusion" in result.output
+    assert "not built yet: exclusion" in result.output
+    assert "select: working point" in result.output and (tmp_path / "select" / "ggg.root").is_file()
     assert (tmp_path / "shapes" / "signal_shapes.json").is_file()
     assert "scan: " in result.output and (tmp_path / "scan" / "results.csv").is_file()
     assert (tmp_path / "kinfit" / "ggg.root").is_file()
@@ -154,7 +159,7 @@ def test_every_command_help_shows_an_example():
     commands = sorted(_commands(main))
     assert commands == sorted(
         f"bumphunt {name}"
-        for name in ("run", "simulate", "kinfit", "shapes", "scan", "config", "config show", "config check")
+        for name in ("run", "simulate", "kinfit", "select", "shapes", "scan", "config", "config show", "config check")
     )
     for command in ["bumphunt", *commands]:
         result = CliRunner().invoke(main, [*command.split()[1:], "--help"], prog_name="bumphunt")
@@ -204,7 +209,9 @@ def test_shapes_command(tmp_path):
     args = ["--set", f"output_dir={tmp_path}", "-q", *grid]
     assert runner.invoke(main, ["simulate", "--sample", "alp", *args]).exit_code == 0
     assert runner.invoke(main, ["kinfit", *args]).exit_code == 0
-    result = runner.invoke(main, ["shapes", *args])
+    unselected = runner.invoke(main, ["shapes", *args])
+    assert unselected.exit_code == 2 and "run `bumphunt select` first" in unselected.output
+    result = runner.invoke(main, ["shapes", *args, "--set", f"shapes.selection={PRESELECTION}"])
     assert result.exit_code == 0, result.output
     assert "signal shapes: 19/19 masses fitted, 4 held out" in result.output
     assert (tmp_path / "shapes" / "signal_shapes.json").is_file()

@@ -8,9 +8,11 @@ from bumphunt.cli import main
 from bumphunt.errors import NtupleError
 from bumphunt.ntuple import (
     BRANCHES,
+    Branch,
     NtupleWriter,
     branch_table_markdown,
     check_branches,
+    friend_fingerprint,
     iterate_ntuple,
     num_entries,
     read_metadata,
@@ -199,3 +201,35 @@ def test_damaged_files_stop_the_cli_on_one_line(tmp_path):
             "sample.root",
             "truncated.root",
         ]
+
+
+def _friend(tmp_path, main, scores, fingerprint=None):
+    path = tmp_path / "friend.root"
+    with NtupleWriter(path, {"score": Branch("float32", (), "", "a score")}) as writer:
+        writer.extend({"score": scores})
+        writer.metadata = {"friend_of": fingerprint or friend_fingerprint(main)}
+    return path
+
+
+def test_friend_branches_read_alongside_the_main_ntuple(tmp_path):
+    main = _written(tmp_path, n=2500)
+    scores = np.random.default_rng(5).random(2500).astype(np.float32)
+    friend = _friend(tmp_path, main, scores)
+    data = read_ntuple(main, ["event_id", "score"], friends=[friend])
+    assert_array_equal(data["score"], scores)
+    assert_array_equal(data["event_id"], read_ntuple(main, ["event_id"])["event_id"])
+    chunks = list(iterate_ntuple(main, ["score", "m_ggg"], step_size=1000, friends=[friend]))
+    assert [len(c["score"]) for c in chunks] == [len(c["m_ggg"]) for c in chunks] == [1000, 1000, 500]
+    assert_array_equal(np.concatenate([c["score"] for c in chunks]), scores)
+    # branches of the main ntuple never come from a friend; a friend is opened only when needed
+    assert set(read_ntuple(main, ["m_ggg"], friends=[tmp_path / "absent.root"])) == {"m_ggg"}
+
+
+def test_stale_or_missing_friend_branches_are_refused(tmp_path):
+    main = _written(tmp_path, n=2000)
+    stale = dict(friend_fingerprint(main), metadata_sha256="0" * 64)
+    friend = _friend(tmp_path, main, np.zeros(2000, np.float32), fingerprint=stale)
+    with pytest.raises(NtupleError, match="made from another version of"):
+        read_ntuple(main, ["score"], friends=[friend])
+    with pytest.raises(NtupleError, match="lacks branch.*punzi_score.*nor do its friends"):
+        list(iterate_ntuple(main, ["punzi_score"], friends=[friend]))

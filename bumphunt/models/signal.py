@@ -157,13 +157,20 @@ class MassFit:
 CORE_PROBABILITY = math.erf(1.0 / math.sqrt(2.0))  # of a Gaussian within +-1 sigma
 
 
+def core_width(values: np.ndarray) -> float:
+    """Half-width of the central 68.27% interval of candidate masses (the resolution estimator
+    of :func:`peak_width`, applied to events)."""
+    low, high = np.percentile(values, [15.865, 84.135])
+    return float(0.5 * (high - low))
+
+
 def peak_width(values: dict, n_l: float = 10.0, n_r: float = 10.0):
     """Resolution of a peak: half the width of its central 68.27 % interval (the sigma of a
     Gaussian), the peak normalised within +-20 of its widths.
 
     Unlike the DSCB sigma or the RMS of the cores, it hardly depends on which of several
     near-equivalent parameter sets describes the peak, and it is the estimator
-    :func:`bumphunt.shapes.massfit.core_width` applies to candidates. Values may be arrays.
+    :func:`core_width` applies to candidates. Values may be arrays.
     """
     arrays = {name: np.atleast_1d(np.asarray(value, dtype=np.float64)) for name, value in values.items()}
     size = max(len(a) for a in arrays.values())

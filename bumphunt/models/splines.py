@@ -15,6 +15,8 @@ import numpy as np
 from scipy.interpolate import BSpline
 from scipy.optimize import brentq
 
+from ..errors import ConfigError
+
 TRANSFORMS = {
     "mu_offset": "none",
     "sigma": "log",
@@ -125,3 +127,17 @@ class ParameterSpline:
             tuple(data["mass_range"]),
             data.get("transform", "none"),
         )
+
+
+def held_out_masses(masses: np.ndarray, n_held_out: int, *, setting: str = "shapes.n_held_out") -> np.ndarray:
+    """``n_held_out`` masses spread evenly over the grid, never its two ends: left out of an
+    interpolation (or a training) to test it; ``setting`` names the key in errors."""
+    if n_held_out <= 0:
+        return np.array([])
+    if n_held_out > len(masses) - 6:
+        raise ConfigError(
+            f"config error at {setting!r}: cannot hold out {n_held_out} of {len(masses)} generated masses "
+            "(at least 6 must remain)"
+        )
+    index = np.unique(np.round(np.linspace(1, len(masses) - 2, n_held_out + 2)[1:-1]).astype(int))
+    return masses[index]

@@ -80,15 +80,16 @@ class Spectrum:
         )
 
 
-def candidates(path, selection: str, mass_variable: str, *, count_dropped: bool = False):
+def candidates(path, selection: str, mass_variable: str, *, count_dropped: bool = False, friends=()):
     """Finite diphoton candidates of the events of an ntuple passing ``selection``.
 
     Candidates with a NaN or infinite mass are dropped and logged; with ``count_dropped``
-    their number is returned too, as ``(candidates, dropped)``.
+    their number is returned too, as ``(candidates, dropped)``. ``friends``: friend ntuples
+    with branches the cut needs (:func:`bumphunt.ntuple.read_ntuple`).
     """
     needed = {mass_variable} | branches_used(selection)
     pieces = []
-    for chunk in iterate_ntuple(path, sorted(needed), step_size=500_000):
+    for chunk in iterate_ntuple(path, sorted(needed), step_size=500_000, friends=friends):
         keep = evaluate_cut(selection, chunk, len(chunk[mass_variable]))
         pieces.append(np.asarray(chunk[mass_variable][keep], dtype=np.float64).ravel())
     values = np.concatenate(pieces) if pieces else np.array([])
@@ -198,7 +199,8 @@ class BackgroundModel:
         self.layout, self.selection, self.mass_variable, self.mode = layout, selection, mass_variable, mode
         self.samples, self.max_weight, self.n_dropped = [], {}, 0
         for path in paths:
-            events = _selected_events(path, selection, mass_variable)
+            friends = layout.friends(path.stem, branches_used(selection))
+            events = _selected_events(path, selection, mass_variable, friends=friends)
             if len(events.weights) == 0:
                 continue
             finite = np.isfinite(events.masses)
@@ -231,14 +233,16 @@ class BackgroundModel:
         pieces = [sample.sample(rng) for sample in self.samples]
         if inject_mass is not None and inject_events > 0:
             alp = self.layout.ntuple("kinfit", "alp")
-            pieces.append(injected_signal(alp, self.selection, self.mass_variable, rng, inject_mass, inject_events))
+            friends = self.layout.friends("alp", branches_used(self.selection))
+            pieces.append(injected_signal(alp, self.selection, self.mass_variable, rng, inject_mass, inject_events,
+                                          friends=friends))  # fmt: skip
         return np.sort(np.concatenate(pieces))
 
 
-def _selected_events(path, selection: str, mass_variable: str) -> _EventSample:
+def _selected_events(path, selection: str, mass_variable: str, friends=()) -> _EventSample:
     needed = {mass_variable, "weight"} | branches_used(selection)
     masses, weights = [], []
-    for chunk in iterate_ntuple(path, sorted(needed), step_size=500_000):
+    for chunk in iterate_ntuple(path, sorted(needed), step_size=500_000, friends=friends):
         keep = evaluate_cut(selection, chunk, len(chunk[mass_variable]))
         values = np.asarray(chunk[mass_variable][keep], dtype=np.float64)
         masses.append(values if values.ndim == 2 else values.reshape(len(values), 1))
@@ -257,13 +261,14 @@ def pseudo_data(layout: OutputLayout, model, *, seed: int, mode: str = "smooth",
     return background.sample(seed, inject_mass=inject_mass, inject_events=inject_events)
 
 
-def injected_signal(path, selection: str, mass_variable: str, rng, mass: float, n_produced: float) -> np.ndarray:
+def injected_signal(path, selection: str, mass_variable: str, rng, mass: float, n_produced: float,
+                    friends=()) -> np.ndarray:  # fmt: skip
     """Candidates of Poisson-many ALP events at the generated mass nearest ``mass``.
 
     ``n_produced`` counts ALPs before the detector: the pre-selected events stored at that
     mass are drawn with the mean n_produced x (stored / generated), then the selection cut.
     """
-    data = read_ntuple(path, sorted({"gen_mass", mass_variable} | branches_used(selection)))
+    data = read_ntuple(path, sorted({"gen_mass", mass_variable} | branches_used(selection)), friends=friends)
     nearest = float(data["gen_mass"][np.argmin(np.abs(data["gen_mass"] - mass))])
     generated = {round(m["mass"], 9): m["n_generated"] for m in read_metadata(path)["masses"]}[round(nearest, 9)]
     stored = np.flatnonzero(data["gen_mass"] == nearest)

@@ -8,8 +8,10 @@ held-out masses, and :mod:`~bumphunt.shapes.stage` runs it all (:func:`run_shape
 model itself, and its file, live in :mod:`bumphunt.models`: the scan reads them from there.
 """
 
-from .interpolation import build_shape_model, held_out_masses, smooth
-from .massfit import binned_chi2, core_width, fit_endpoint_edge, fit_mass, measure_endpoint_edge
+from ..models.signal import core_width
+from ..models.splines import held_out_masses
+from .interpolation import build_shape_model, smooth
+from .massfit import binned_chi2, fit_endpoint_edge, fit_mass, measure_endpoint_edge
 from .stage import ShapesSummary, run_shapes, signal_candidates
 
 __all__ = [

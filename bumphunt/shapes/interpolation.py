@@ -15,7 +15,7 @@ import numpy as np
 from scipy.interpolate import make_smoothing_spline
 from scipy.optimize import minimize_scalar
 
-from ..errors import BumphuntError, ConfigError
+from ..errors import BumphuntError
 from ..models import dscb
 from ..models.signal import MassFit, ShapeModel
 from ..models.splines import TRANSFORMS, ParameterSpline, knot_vector
@@ -71,19 +71,6 @@ def _gcv_lambda(masses, values, weights, spline) -> float:
 
     best = minimize_scalar(distance, bounds=(-12, 6), method="bounded", options={"xatol": 1e-6})
     return float(10**best.x)
-
-
-def held_out_masses(masses: np.ndarray, n_held_out: int) -> np.ndarray:
-    """``n_held_out`` masses spread evenly over the grid, never its two ends."""
-    if n_held_out <= 0:
-        return np.array([])
-    if n_held_out > len(masses) - 6:
-        raise ConfigError(
-            f"config error at 'shapes.n_held_out': cannot hold out {n_held_out} of {len(masses)} generated masses "
-            "(the interpolation needs at least 6)"
-        )
-    index = np.unique(np.round(np.linspace(1, len(masses) - 2, n_held_out + 2)[1:-1]).astype(int))
-    return masses[index]
 
 
 def build_shape_model(

@@ -18,6 +18,7 @@ from ..models import dscb
 from ..models.signal import (
     MassFit,
     SignalShape,
+    core_width,
     peak_width,
     peak_width_derivatives,
     wrong_pair_endpoint,
@@ -35,12 +36,6 @@ def width_parameters(peak: str) -> tuple[str, ...]:
     if peak not in PEAK_MODELS:
         raise ValueError(f"unknown peak model {peak!r}; choose one of {PEAK_MODELS}")
     return ("sigma",) if peak == "doublecb" else ("sigma_l", "sigma_r")
-
-
-def core_width(values: np.ndarray) -> float:
-    """Half-width of the central 68.27% interval."""
-    low, high = np.percentile(values, [15.865, 84.135])
-    return float(0.5 * (high - low))
 
 
 def fit_window(mass: float, truth: np.ndarray, window_sigmas: float) -> tuple[float, float, float]:

@@ -20,10 +20,11 @@ from ..errors import NtupleError
 from ..kinematics import Beams
 from ..layout import OutputLayout
 from ..models.signal import MassFit, ShapeModel
+from ..models.splines import held_out_masses
 from ..ntuple import check_branches, iterate_ntuple, read_metadata, truth_matched_pairs
 from ..plotting import plot_shape_fits, plot_shape_parameters, save_figure
 from .engines import PEAK_PARAMETERS
-from .interpolation import build_shape_model, held_out_masses
+from .interpolation import build_shape_model
 from .massfit import fit_mass, measure_endpoint_edge
 from .validation import add_goodness_of_fit
 
@@ -38,8 +39,10 @@ class ShapesSummary:
     seconds: float
 
 
-def signal_candidates(path, mass_variable: str, selection: str = "", step_size: int = 500_000):
+def signal_candidates(path, mass_variable: str, selection: str = "", step_size: int = 500_000, friends=()):
     """Diphoton candidates of a signal ntuple, grouped by generated mass.
+
+    ``friends``: friend ntuples holding branches the cut needs (the selection's decision).
 
     Returns
     -------
@@ -51,7 +54,7 @@ def signal_candidates(path, mass_variable: str, selection: str = "", step_size: 
     generated = {round(float(m["mass"]), 9): int(m["n_generated"]) for m in metadata["masses"]}
     needed = sorted({"gen_mass", "photon_origin", mass_variable} | branches_used(selection))
     pieces: dict[float, list] = {}
-    for chunk in iterate_ntuple(path, needed, step_size=step_size):
+    for chunk in iterate_ntuple(path, needed, step_size=step_size, friends=friends):
         keep = evaluate_cut(selection, chunk, len(chunk["gen_mass"]))
         masses = np.round(chunk["gen_mass"][keep], 9)
         candidates = chunk[mass_variable][keep]
@@ -68,7 +71,7 @@ def signal_candidates(path, mass_variable: str, selection: str = "", step_size: 
     return grouped, generated
 
 
-def efficiency_scales(path, selection: str = "", step_size: int = 500_000) -> dict[float, float]:
+def efficiency_scales(path, selection: str = "", step_size: int = 500_000, friends=()) -> dict[float, float]:
     """Per generated mass, what turns selected-per-simulated events into selected per produced ALP
     (the Born cross-section): the sample's ISR factor (simulated events stand for sigma_Born x
     isr_factor) times the mean trigger efficiency of the selected events. 1 for ntuples
@@ -79,7 +82,7 @@ def efficiency_scales(path, selection: str = "", step_size: int = 500_000) -> di
         return isr
     sums: dict[float, list[float]] = {}
     needed = sorted({"gen_mass", "trigger_efficiency"} | branches_used(selection))
-    for chunk in iterate_ntuple(path, needed, step_size=step_size):
+    for chunk in iterate_ntuple(path, needed, step_size=step_size, friends=friends):
         keep = evaluate_cut(selection, chunk, len(chunk["gen_mass"]))
         masses, trigger = np.round(chunk["gen_mass"][keep], 9), chunk["trigger_efficiency"][keep]
         for mass in np.unique(masses):
@@ -124,8 +127,11 @@ def run_shapes(config: dict, input_path=None, output_dir=None, *, progress: bool
     layout = OutputLayout.from_config(config).with_stage_dir("shapes", output_dir)
     writable_folder(layout.shapes_dir)
     input_path = Path(input_path) if input_path else layout.ntuple("kinfit", "alp")
-    grouped, generated = signal_candidates(input_path, settings["mass_variable"], settings["selection"])
-    scales = efficiency_scales(input_path, settings["selection"])
+    check_branches(input_path, [])  # a missing or damaged input is the first thing to say
+    friends = layout.friends("alp", branches_used(settings["selection"]))
+    grouped, generated = signal_candidates(input_path, settings["mass_variable"], settings["selection"],
+                                           friends=friends)  # fmt: skip
+    scales = efficiency_scales(input_path, settings["selection"], friends=friends)
     masses = np.array(sorted(generated))
     sqrt_s = Beams.from_config(config).sqrt_s
     edge = measure_endpoint_edge(grouped, sqrt_s, settings["window_sigmas"])
