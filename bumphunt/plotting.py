@@ -188,6 +188,7 @@ def _write_shape_fits(model, grouped, fits, path, tmp, bins):
         if not usable:
             title.set_text("")
             message.set_text(f"m = {fit.mass:.3f} GeV: {fit.status}")
+            ax.set_ylim(0.5, 10.0)  # a log axis needs positive limits even with nothing drawn
             return
         message.set_text("")
         held_out = round(fit.mass, 9) in held

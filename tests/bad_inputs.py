@@ -65,6 +65,25 @@ case(
     "expected events; simulate more",
 )
 case(
+    "selection-not-run",
+    "shapes or scan cutting on the Punzi-net's decision (punzi_selected) before `bumphunt select` ran",
+    "refuses before any fit, saying what to run or cut on instead",
+    "{path} does not exist, and the cut needs {branches} from it: run `bumphunt select` first, or cut on the "
+    "pre-selection alone (select.preselection)",
+)
+case(
+    "selection-stale-friend",
+    "a selection friend ntuple made from another version of its kinematic-fit ntuple (kinfit rerun)",
+    "refuses to read it",
+    "{friend} was made from another version of {path}: rerun the stage that wrote it",
+)
+case(
+    "selection-unknown-network-key",
+    "a misspelt key of select.network",
+    "refuses the configuration before any work, naming the key and the closest one",
+    "config error: unknown key 'select.network.{name}' (did you mean '{close}'?)",
+)
+case(
     "scan-shapes-other-beams",
     "signal shapes fitted at another sqrt(s) than the analysis' beams",
     "refuses before any fit",

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
+from bumphunt.config import load_config
+from bumphunt.kinfit import run_kinfit
+from bumphunt.shapes import run_shapes
 from bumphunt.simulation import run_simulation
 
-from .helpers import small_config
+from .helpers import collect_logs, small_config
 
 
 @pytest.fixture
@@ -21,3 +26,22 @@ def simulated(tmp_path_factory):
     cfg = small_config(tmp_path)
     summaries = run_simulation(cfg, progress=False)
     return cfg, {summary.sample: summary for summary in summaries}
+
+
+@pytest.fixture(scope="session")
+def default_analysis(tmp_path_factory):
+    """The default analysis simulated and kinematically fitted once (every sample at its default
+    size; about a minute on 2 cores), for the slow tests of the shapes and the selection."""
+    tmp_path = tmp_path_factory.mktemp("default")
+    config = load_config(None, {"output_dir": str(tmp_path / "out"), "simulation.workers": 2})
+    run_simulation(config, progress=False)
+    run_kinfit(config, progress=False)
+    return config
+
+
+@pytest.fixture(scope="session")
+def default_shapes(default_analysis):
+    """The signal shapes of the default analysis on the pre-selection, with the warnings they logged."""
+    with collect_logs("bumphunt") as records:
+        summary = run_shapes(default_analysis, progress=False)
+    return default_analysis, summary, [r.getMessage() for r in records if r.levelno >= logging.WARNING]

@@ -28,8 +28,6 @@ def small_config(tmp_path, **overrides):
         "simulation.backgrounds.pi0_gamma_gamma.events": 2000,
         "simulation.backgrounds.eta_gamma_gamma.events": 2000,
         "simulation.backgrounds.etaprime_gamma_gamma.events": 2000,
-        # stages after the kinematic fit see the pre-selection, unless a test runs the Punzi-net
-        "shapes.selection": PRESELECTION,
     }
     settings.update(overrides)
     return load_config(None, settings)

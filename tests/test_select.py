@@ -9,17 +9,18 @@ import pytest
 from numpy.testing import assert_array_equal
 
 from bumphunt.cuts import evaluate_cut
-from bumphunt.errors import BumphuntError, NtupleError
+from bumphunt.errors import BumphuntError, ConfigError, NtupleError
 from bumphunt.kinematics import Beams
 from bumphunt.kinfit import run_kinfit
 from bumphunt.layout import OutputLayout
-from bumphunt.ntuple import num_entries, read_metadata, read_ntuple
+from bumphunt.ntuple import NtupleWriter, friend_fingerprint, num_entries, read_metadata, read_ntuple
 from bumphunt.select.features import FEATURE_BRANCHES, FEATURES, compute_features
 from bumphunt.select.fom import FomGrid
 from bumphunt.select.network import PunziNet
-from bumphunt.select.stage import choose_working_point, run_select
+from bumphunt.select.stage import FRIEND_BRANCHES, choose_working_point, run_select
 from bumphunt.simulation import run_simulation
 
+from .bad_inputs import pattern
 from .helpers import PRESELECTION, small_config
 
 SELECT = {
@@ -151,3 +152,31 @@ def test_missing_inputs_are_one_line_errors(tmp_path):
     config = small_config(tmp_path)
     with pytest.raises(NtupleError, match="no ALP ntuple after the kinematic fit"):
         run_select(config, progress=False)
+    with pytest.raises(
+        ConfigError, match=pattern("selection-unknown-network-key", name="bce_epoch", close="bce_epochs")
+    ):
+        small_config(tmp_path, **{"select.network": {"bce_epoch": 3}})
+
+
+@pytest.mark.slow
+def test_shapes_without_the_selection_and_stale_friends_are_refused(selected, tmp_path):
+    from bumphunt.shapes import run_shapes
+
+    config, _ = selected
+    layout = OutputLayout.from_config(config)
+    elsewhere = dict(config, output_dir=str(tmp_path))
+    (tmp_path / "kinfit").mkdir()
+    (tmp_path / "kinfit" / "alp.root").symlink_to(layout.ntuple("kinfit", "alp"))
+    cut = dict(config["shapes"], selection="punzi_selected == 1")
+    with pytest.raises(NtupleError, match=pattern("selection-not-run", path=tmp_path / "select" / "alp.root",
+                                                  branches="punzi_selected")):  # fmt: skip
+        run_shapes(dict(elsewhere, shapes=cut), progress=False)
+    # a friend made from another version of the kinematic-fit ntuple
+    (tmp_path / "select").mkdir()
+    source = read_ntuple(layout.ntuple("select", "alp"))
+    with NtupleWriter(tmp_path / "select" / "alp.root", FRIEND_BRANCHES) as writer:
+        writer.extend(source)
+        writer.metadata = {"friend_of": dict(friend_fingerprint(layout.ntuple("kinfit", "alp")), entries=1)}
+    with pytest.raises(NtupleError, match=pattern("selection-stale-friend", friend=tmp_path / "select" / "alp.root",
+                                                  path=tmp_path / "kinfit" / "alp.root")):  # fmt: skip
+        run_shapes(dict(elsewhere, shapes=cut), progress=False)

@@ -9,7 +9,6 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy import integrate, stats
 
-from bumphunt.config import load_config
 from bumphunt.errors import BumphuntError
 from bumphunt.models import MassFit, ShapeModel, SignalShape, dscb
 from bumphunt.models.signal import wrong_pair_endpoint
@@ -21,13 +20,11 @@ from bumphunt.shapes import (
     fit_mass,
     held_out_masses,
     measure_endpoint_edge,
-    run_shapes,
     smooth,
 )
 from bumphunt.shapes.splinefit import PeakData, peak_nll_all
 
 from .bad_inputs import pattern
-from .helpers import collect_logs, small_config
 
 PARAMETER_SETS = [
     # mu, sigma_l, sigma_r, alpha_l, n_l, alpha_r, n_r, lower, upper
@@ -286,21 +283,9 @@ def test_held_out_masses_spread_over_the_grid():
 
 
 @pytest.fixture(scope="module")
-def shape_stage(tmp_path_factory):
-    """The default signal sample (205 masses, 20,000 events each): simulate, kinematic fit, shapes."""
-    from bumphunt.kinfit import run_kinfit
-    from bumphunt.simulation import run_simulation
-
-    tmp_path = tmp_path_factory.mktemp("shapes")
-    defaults = load_config()["simulation"]["signal"]
-    config = small_config(tmp_path, **{"simulation.signal.masses": defaults["masses"],
-                                       "simulation.signal.events_per_mass": defaults["events_per_mass"],
-                                       "simulation.chunk_size": 200_000, "simulation.workers": 2})  # fmt: skip
-    run_simulation(config, samples=["alp"], progress=False)
-    run_kinfit(config, progress=False)
-    with collect_logs("bumphunt") as records:
-        summary = run_shapes(config, progress=False)
-    return config, summary, [r.getMessage() for r in records if r.levelno >= logging.WARNING]
+def shape_stage(default_shapes):
+    """The default signal sample (205 masses, 20,000 events each): simulated, fitted, shapes."""
+    return default_shapes
 
 
 @pytest.mark.slow

@@ -725,7 +725,7 @@ def train_punzi(
         _check_windows(val_windows, len(val_signal), len(val_background), "validation windows")
         monitored = val_signal, val_background, val_windows, _check_share(validation_share, "validation_share")
 
-    def monitor():
+    def monitored_loss():
         monitor_signal, monitor_background, monitor_windows, monitor_share = monitored
         return evaluate_punzi(model, monitor_signal, monitor_background, monitor_windows, luminosity,
                               share=monitor_share, loss_options=options)  # fmt: skip
@@ -782,7 +782,7 @@ def train_punzi(
         return run_epoch
 
     return _run("punzi", model, settings, settings.punzi_epochs, settings.punzi_learning_rate,
-                settings.punzi_lr_patience, settings.punzi_stop_patience, make_epoch, monitor,
+                settings.punzi_lr_patience, settings.punzi_stop_patience, make_epoch, monitored_loss,
                 validation is not None)  # fmt: skip
 
 

@@ -237,6 +237,8 @@ def run_select(config: dict, output_dir=None, *, model_path=None, progress: bool
     metadata = read_metadata(signal_path)
     generated = {round(float(m["mass"]), 9): int(m["n_generated"]) for m in metadata["masses"]}
     stored = dict(zip(*np.unique(signal.gen_mass, return_counts=True)))
+    # the masses of the search: a single cut over masses far outside it (above 9.7 GeV the
+    # recoil photon becomes soft) would trade the search's sensitivity for theirs
     scan = config["scan"]
     masses = np.array([m for m in sorted(stored) if scan["start"] <= m <= scan["stop"]])
     held = held_out_masses(masses, settings["n_held_out"], setting="select.n_held_out")
@@ -244,26 +246,12 @@ def run_select(config: dict, output_dir=None, *, model_path=None, progress: bool
     sigma, lower, upper = mass_windows(signal, masses, settings["window_sigmas"])
     fom_options = _fom_options(settings)
 
-    # the split: test events for every figure reported; the rest trains (and validates)
-    rng = np.random.default_rng(np.random.SeedSequence(config["seed"], spawn_key=(102,)))
     network_settings = NetworkSettings.from_config({"seed": config["seed"], **settings["network"]})
-    validation_fraction = network_settings.validation_fraction
-    in_training_mass = np.isin(signal.gen_mass, masses[training])
-    signal_train = ~signal.test & in_training_mass & _cap_per_mass(signal, settings["max_signal_per_mass"], rng)
-    signal_val = signal_train & (rng.random(len(signal_train)) < validation_fraction)
-    signal_train &= ~signal_val
-    background_val = [~b.test & (rng.random(len(b.test)) < validation_fraction) for b in backgrounds]
-    background_train = [~b.test & ~v for b, v in zip(backgrounds, background_val)]
-    parts = {
-        name: _part(signal, backgrounds, s, b, masses, lower, upper, generated, stored)
-        for name, s, b in (
-            ("train", signal_train, background_train),
-            ("validation", signal_val, background_val),
-            ("test", signal.test, [b.test for b in backgrounds]),
-            ("tune", ~signal.test, [~b.test for b in backgrounds]),
-            ("fit", signal_train | signal_val, [t | v for t, v in zip(background_train, background_val)]),
-        )
-    }
+    rng = np.random.default_rng(np.random.SeedSequence(config["seed"], spawn_key=(102,)))
+    rows = _split(signal, backgrounds, masses[training], settings["max_signal_per_mass"],
+                  network_settings.validation_fraction, rng)  # fmt: skip
+    parts = {name: _part(signal, backgrounds, s, b, masses, lower, upper, generated, stored)
+             for name, (s, b) in rows.items()}  # fmt: skip
     model_folder = layout.select_model_dir
     with progress_bar(progress) as bar:
         if model_path is None:
@@ -304,6 +292,26 @@ def run_select(config: dict, output_dir=None, *, model_path=None, progress: bool
                          plots, time.perf_counter() - started)  # fmt: skip
 
 
+def _split(signal, backgrounds, training_masses, max_signal_per_mass, validation_fraction, rng) -> dict:
+    """Rows (signal mask, background masks) of each part: ``test`` (every figure reported),
+    ``train`` and ``validation`` (the network: training masses, at most ``max_signal_per_mass``
+    signal events each), ``fit`` (both of those), ``tune`` (everything but the test events:
+    where cuts are chosen)."""
+    signal_train = ~signal.test & np.isin(signal.gen_mass, training_masses)
+    signal_train &= _cap_per_mass(signal, max_signal_per_mass, rng)
+    signal_val = signal_train & (rng.random(len(signal_train)) < validation_fraction)
+    signal_train &= ~signal_val
+    background_val = [~b.test & (rng.random(len(b.test)) < validation_fraction) for b in backgrounds]
+    background_train = [~b.test & ~v for b, v in zip(backgrounds, background_val)]
+    return {
+        "train": (signal_train, background_train),
+        "validation": (signal_val, background_val),
+        "test": (signal.test, [b.test for b in backgrounds]),
+        "tune": (~signal.test, [~b.test for b in backgrounds]),
+        "fit": (signal_train | signal_val, [t | v for t, v in zip(background_train, background_val)]),
+    }
+
+
 def _cap_per_mass(signal: EventSet, cap: int, rng: np.random.Generator) -> np.ndarray:
     """At most ``cap`` randomly chosen training events per generated mass (bounds training time)."""
     keep = np.zeros(len(signal.gen_mass), dtype=bool)
@@ -342,6 +350,7 @@ def _train(parts, network_settings, luminosity, training, fom_options, bar):
         for restricted in [_training_windows(part, training)]
     }  # fmt: skip
     options = dict(fom_options, scale=1.0)
+
     history["punzi"] = train_punzi(
         net.model, net.inputs(train.signal_features), net.inputs(train.background_features), windows["train"],
         luminosity, network_settings, loss_options=options,

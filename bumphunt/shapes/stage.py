@@ -56,6 +56,8 @@ def signal_candidates(path, mass_variable: str, selection: str = "", step_size: 
     pieces: dict[float, list] = {}
     for chunk in iterate_ntuple(path, needed, step_size=step_size, friends=friends):
         keep = evaluate_cut(selection, chunk, len(chunk["gen_mass"]))
+        if not keep.any():
+            continue
         masses = np.round(chunk["gen_mass"][keep], 9)
         candidates = chunk[mass_variable][keep]
         matched = truth_matched_pairs(chunk["photon_origin"][keep])
