@@ -237,6 +237,26 @@ def test_numba_and_zfit_engines_agree():
         assert fast.errors[name] == pytest.approx(reference.errors[name], rel=0.2), name
 
 
+def test_the_plain_dscb_fit_with_the_gaussian_fixed_out_agrees_between_engines():
+    """The fallback of a peak without a second Gaussian: its fraction fixed at 0, its width
+    fixed; both engines give the plain DSCB fit, and no error for the fixed parameters."""
+    pytest.importorskip("zfit")
+    from bumphunt.shapes.engines import ENGINES
+
+    shape = (2.0, 0.012, 0.012, 1.8, 10.0, 1.6, 10.0)
+    window = (2.0 - 0.12, 2.0 + 0.12)
+    x = _sample_dscb(np.random.default_rng(8), 8000, shape, *window)
+    start = {"mu": 2.0, "sigma": 0.011, "alpha_l": 1.5, "alpha_r": 1.5, "gauss_fraction": 0.0, "gauss_ratio": 1.8}
+    fixed = ("gauss_fraction", "gauss_ratio")
+    fits = {name: ENGINES[name][0](x, start, *window, 10.0, 10.0, 0.012, fixed=fixed) for name in ("numba", "zfit")}
+    for fit in fits.values():
+        assert fit.valid and fit.values["gauss_fraction"] == 0.0 and math.isnan(fit.errors["gauss_ratio"])
+        assert fit.values["sigma"] == pytest.approx(0.012, abs=3 * fit.errors["sigma"])
+        assert fit.covariance.shape == (6, 6) and np.all(fit.covariance[4:] == 0.0)
+    for name in ("mu", "sigma", "alpha_l", "alpha_r"):
+        assert abs(fits["numba"].values[name] - fits["zfit"].values[name]) < 0.05 * fits["numba"].errors[name], name
+
+
 def test_too_few_candidates_are_flagged_and_excluded_with_a_warning(caplog):
     masses = np.arange(1.0, 3.01, 0.25)
     rng = np.random.default_rng(5)

@@ -47,7 +47,7 @@ class PeakFitOutcome(NamedTuple):
     nll: float
 
 
-def _fit_peak_numba(x, start, lower, upper, n_l, n_r, sigma_guess):
+def _fit_peak_numba(x, start, lower, upper, n_l, n_r, sigma_guess, fixed=()):
     binned = PeakData.from_candidates({0.0: x}, {0.0: (lower, upper)}, bins=PEAK_BINS)
     one_width = "sigma" in start
     with_gauss = "gauss_fraction" in start
@@ -64,8 +64,9 @@ def _fit_peak_numba(x, start, lower, upper, n_l, n_r, sigma_guess):
 
     parameters = [name for name in PEAK_PARAMETERS if name in start]
     limits = _peak_limits(start, lower, upper, sigma_guess)
-    minuit = run_minuit(nll, {name: start[name] for name in parameters}, limits)
+    minuit = run_minuit(nll, {name: start[name] for name in parameters}, limits, fixed=tuple(fixed))
     values, errors, edm, valid = minuit_output(minuit, limits)
+    errors.update({name: math.nan for name in fixed})
     covariance = np.array(minuit.covariance) if minuit.covariance is not None else np.full((len(values),) * 2, np.nan)
     return PeakFitOutcome(values, errors, covariance, edm, valid, float(minuit.fval))
 
@@ -116,19 +117,24 @@ def _fit_fraction_numba(x, peak_density, shape, fraction_start, c1_floating):
     return values, errors, valid
 
 
-def _fit_peak_zfit(x, start, lower, upper, n_l, n_r, sigma_guess):
+def _fit_peak_zfit(x, start, lower, upper, n_l, n_r, sigma_guess, fixed=()):
     import zfit
 
     obs = zfit.Space("m_gg", lower, upper)
     limits = _peak_limits(start, lower, upper, sigma_guess)
-    params = {name: zfit.Parameter(f"{name}_{id(obs)}", value, *limits[name]) for name, value in start.items()}
+    params = {name: zfit.Parameter(f"{name}_{id(obs)}", value, *limits[name], floating=name not in fixed)
+              for name, value in start.items()}  # fmt: skip
     pdf = zfit_peak(obs, params, n_l, n_r)
     loss = zfit.loss.UnbinnedNLL(model=pdf, data=zfit.Data.from_numpy(obs=obs, array=x))
     result = zfit.minimize.Minuit().minimize(loss)
     result.hesse(name="hesse")
     values = {name: float(p.value()) for name, p in params.items()}
-    errors = {name: float(result.params[p]["hesse"]["error"]) for name, p in params.items()}
-    covariance = np.array(result.covariance(list(params.values()), method="minuit_hesse"))
+    floating = [name for name in params if name not in fixed]
+    errors = {name: float(result.params[params[name]]["hesse"]["error"]) if name in floating else math.nan
+              for name in params}  # fmt: skip
+    covariance = np.zeros((len(params), len(params)))
+    index = [list(params).index(name) for name in floating]
+    covariance[np.ix_(index, index)] = np.array(result.covariance([params[n] for n in floating], method="minuit_hesse"))
     return PeakFitOutcome(values, errors, covariance, float(result.edm), bool(result.valid), float(result.fmin))
 
 

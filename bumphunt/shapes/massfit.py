@@ -97,7 +97,8 @@ def fit_mass(
     peak_starts : list of dict, optional
         Peak parameters to start from (of a neighbouring mass, or of the interpolation):
         each is tried and the best valid fit kept, ``mu`` moved to the data. The default
-        starts are tried one by one only when none of these converges.
+        starts are tried one by one only when none of these converges; then, with the second
+        Gaussian, the plain DSCB (Gaussian fraction fixed at 0).
     engine : str
         ``"numba"`` (iminuit on a compiled likelihood) or ``"zfit"``.
     """
@@ -136,6 +137,16 @@ def fit_mass(
         # every given start is tried and the best kept; the defaults only until one converges
         if best is not None and attempt >= len(given):
             break
+    if best is None and second_gaussian:
+        # a peak that needs no second Gaussian (after a selection that removes the radiative
+        # tail) leaves its width undetermined as its fraction goes to 0: fit the plain DSCB
+        for start in defaults:
+            outcome = fit_peak(truth_x, {**start, "gauss_fraction": 0.0}, lower, upper, n_l, n_r, sigma_guess,
+                               fixed=("gauss_fraction", "gauss_ratio"))  # fmt: skip
+            result.attempts += 1
+            if outcome.valid:
+                best = outcome
+                break
     if best is None:
         result.status = f"peak fit did not converge after {result.attempts} starts"
         return result
