@@ -76,8 +76,12 @@ def main() -> None:
         "max_score_difference_to_numpy": float(np.max(np.abs(scores - reference))),
         "mean_sigma_min_training_pb": {
             column: round(summary.mean_sigma_min(column, held_out=False), 5)
-            for column in ("sigma_min_preselection", "sigma_min_bce_best_cut", "sigma_min_bdt_best_cut",
-                           "sigma_min_punzi")
+            for column in (
+                "sigma_min_preselection",
+                "sigma_min_bce_best_cut",
+                "sigma_min_bdt_best_cut",
+                "sigma_min_punzi",
+            )
             if column in summary.table["masses"][0]
         },  # fmt: skip
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
