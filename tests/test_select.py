@@ -180,3 +180,17 @@ def test_shapes_without_the_selection_and_stale_friends_are_refused(selected, tm
     with pytest.raises(NtupleError, match=pattern("selection-stale-friend", friend=tmp_path / "select" / "alp.root",
                                                   path=tmp_path / "kinfit" / "alp.root")):  # fmt: skip
         run_shapes(dict(elsewhere, shapes=cut), progress=False)
+
+
+@pytest.mark.slow
+def test_mass_margin_and_normalised_loss(selected, tmp_path):
+    """Masses outside the scan range train (and are reported) with a margin; the Punzi stage
+    trains on the normalised loss (tests/test_fom.py checks the normalisation itself)."""
+    config, _ = selected
+    options = dict(config["select"], mass_margin=0.6, normalise_loss=True)
+    config = dict(config, select=options, scan=dict(config["scan"], start=1.2, stop=5.8))
+    summary = run_select(config, tmp_path / "margin", progress=False)
+    masses = [r["mass"] for r in summary.table["masses"]]
+    assert min(masses) < config["scan"]["start"] and max(masses) > config["scan"]["stop"]
+    punzi = PunziNet.load(summary.model_path).history["punzi"]
+    assert punzi.best < punzi.initial and summary.table["settings"]["normalise_loss"]

@@ -134,7 +134,8 @@ def read_events(path, sample: str, settings: dict, beams: Beams, rng: np.random.
         parts["matched"].append(truth_matched_pairs(chunk["photon_origin"][keep][valid]))
     if invalid:
         log.warning("%s: %d pre-selected events with non-finite features left out", path, invalid)
-    arrays = {k: np.concatenate(v) if v else np.empty((0,)) for k, v in parts.items()}
+    empty = {"features": (0, len(FEATURES)), "candidates": (0, 3), "matched": (0, 3)}
+    arrays = {k: np.concatenate(v) if v else np.empty(empty.get(k, (0,))) for k, v in parts.items()}
     events = EventSet(sample, **arrays)
     events.test = rng.random(len(events.weights)) < settings["test_fraction"]
     return events
@@ -239,8 +240,8 @@ def run_select(config: dict, output_dir=None, *, model_path=None, progress: bool
     stored = dict(zip(*np.unique(signal.gen_mass, return_counts=True)))
     # the masses of the search: a single cut over masses far outside it (above 9.7 GeV the
     # recoil photon becomes soft) would trade the search's sensitivity for theirs
-    scan = config["scan"]
-    masses = np.array([m for m in sorted(stored) if scan["start"] <= m <= scan["stop"]])
+    scan, margin = config["scan"], settings["mass_margin"]
+    masses = np.array([m for m in sorted(stored) if scan["start"] - margin <= m <= scan["stop"] + margin])
     held = held_out_masses(masses, settings["n_held_out"], setting="select.n_held_out")
     training = ~np.isin(masses, held)
     sigma, lower, upper = mass_windows(signal, masses, settings["window_sigmas"])
@@ -255,7 +256,8 @@ def run_select(config: dict, output_dir=None, *, model_path=None, progress: bool
     model_folder = layout.select_model_dir
     with progress_bar(progress) as bar:
         if model_path is None:
-            net, bce_net = _train(parts, network_settings, luminosity, training, fom_options, bar)
+            net, bce_net = _train(parts, network_settings, luminosity, training, fom_options, bar,
+                                  normalise=settings["normalise_loss"])  # fmt: skip
             working_point = settings["working_point"]
             if working_point == "auto":  # on the events outside the test sample, training masses only
                 tune = _training_windows(parts["tune"], training)
@@ -328,8 +330,10 @@ def _cap_per_mass(signal: EventSet, cap: int, rng: np.random.Generator) -> np.nd
     return keep
 
 
-def _train(parts, network_settings, luminosity, training, fom_options, bar):
-    """BCE pre-training (kept as the BCE baseline), then the Punzi loss over the training windows."""
+def _train(parts, network_settings, luminosity, training, fom_options, bar, *, normalise: bool = False):
+    """BCE pre-training (kept as the BCE baseline), then the Punzi loss over the training windows;
+    with ``normalise`` each window's sigma_min is divided by the BCE network's best hard-cut
+    sigma_min there, so that every window weighs alike."""
     train, validation = parts["train"], parts["validation"]
     net = PunziNet.create(np.concatenate([train.signal_features, train.background_features]), FEATURES,
                           network_settings)  # fmt: skip
@@ -350,6 +354,11 @@ def _train(parts, network_settings, luminosity, training, fom_options, bar):
         for restricted in [_training_windows(part, training)]
     }  # fmt: skip
     options = dict(fom_options, scale=1.0)
+    if normalise:
+        fit = _training_windows(parts["fit"], training)
+        grid = _grid(fit, bce_net.score(fit.signal_features), bce_net.score(fit.background_features), luminosity,
+                     fom_options)  # fmt: skip
+        options.update(normalise=True, reference=grid.best_per_window().sigma_min)
 
     history["punzi"] = train_punzi(
         net.model, net.inputs(train.signal_features), net.inputs(train.background_features), windows["train"],
