@@ -41,14 +41,13 @@ def main() -> None:
     args = parser.parse_args()
 
     from bumphunt.config import load_config
+    from bumphunt.select.network import PunziNet
     from bumphunt.select.stage import run_select
 
     default_output = load_config()["output_dir"]
     config = load_config(None, {"select.plots": False, "output_dir": str(Path(args.analysis) / default_output)})
     with tempfile.TemporaryDirectory() as output:
         summary = run_select(config, output, progress=False)
-        from bumphunt.select.network import PunziNet
-
         net = PunziNet.load(summary.model_path)
     history = {stage: record for stage, record in net.history.items()}
 

@@ -260,9 +260,7 @@ def run_select(config: dict, output_dir=None, *, model_path=None, progress: bool
                                   normalise=settings["normalise_loss"])  # fmt: skip
             working_point = settings["working_point"]
             if working_point == "auto":  # on the events outside the test sample, training masses only
-                tune = _training_windows(parts["tune"], training)
-                grid = _grid(tune, net.score(tune.signal_features), net.score(tune.background_features), luminosity,
-                             fom_options)  # fmt: skip
+                grid = _scored_grid(_training_windows(parts["tune"], training), net, luminosity, fom_options)
                 working_point = choose_working_point(grid)
             net = dataclasses.replace(net, working_point=float(working_point))
             net.save(model_folder)
@@ -390,12 +388,14 @@ def _training_windows(part: _Part, training: np.ndarray) -> _Part:
                  part.background_features, part.background_weights, keep(part.background_membership))  # fmt: skip
 
 
-def _tuned_on(tune: _Part, test: _Part, net: PunziNet, luminosity, fom_options) -> tuple[np.ndarray, np.ndarray]:
-    """The best cut per mass chosen on the ``tune`` events, and its sigma_min on the ``test`` events."""
-    chosen = _grid(tune, net.score(tune.signal_features), net.score(tune.background_features), luminosity,
-                   fom_options).best_per_window()  # fmt: skip
-    evaluated = _grid(test, net.score(test.signal_features), net.score(test.background_features), luminosity,
-                      fom_options)  # fmt: skip
+def _scored_grid(part: _Part, net: PunziNet, luminosity, fom_options) -> FomGrid:
+    return _grid(part, net.score(part.signal_features), net.score(part.background_features), luminosity, fom_options)
+
+
+def _tuned_on(tune: _Part, evaluated: FomGrid, net: PunziNet, luminosity, fom_options) -> tuple[np.ndarray, np.ndarray]:
+    """The best cut per mass chosen on the ``tune`` events, and its sigma_min in ``evaluated``
+    (the grid of the same network on the test events)."""
+    chosen = _scored_grid(tune, net, luminosity, fom_options).best_per_window()
     return chosen.cut, evaluated.sigma_min[chosen.index, np.arange(len(chosen.index))]
 
 
@@ -403,21 +403,21 @@ def _figure_of_merit_table(tune, test, net, bce_net, masses, held, sigma, lumino
     """sigma_min per mass on the test events: the Punzi-net at its working point, the BCE
     network and the Punzi-net with the best cut per mass (chosen on the ``tune`` events, outside
     the test sample), the pre-selection alone."""
-    punzi = _grid(test, net.score(test.signal_features), net.score(test.background_features), luminosity,
-                  fom_options)  # fmt: skip
-    at_working_point = punzi.at_cut(net.working_point)
-    index = int(np.searchsorted(punzi.cuts, net.working_point, side="right") - 1)
+    punzi = _scored_grid(test, net, luminosity, fom_options)
+    index = int(np.searchsorted(punzi.cuts, net.working_point, side="right") - 1)  # CUT_GRID is sorted
     ones_s, ones_b = np.ones(len(test.signal_features)), np.ones(len(test.background_features))
     preselection = _grid(test, ones_s, ones_b, luminosity, fom_options)
-    bce = _tuned_on(tune, test, bce_net, luminosity, fom_options) if bce_net is not None else None
-    best_punzi = _tuned_on(tune, test, net, luminosity, fom_options)
+    bce = None
+    if bce_net is not None:
+        bce = _tuned_on(tune, _scored_grid(test, bce_net, luminosity, fom_options), bce_net, luminosity, fom_options)
+    best_punzi = _tuned_on(tune, punzi, net, luminosity, fom_options)
     rows = []
     for j, mass in enumerate(masses):
         row = {
             "mass": float(mass),
             "held_out": bool(np.isin(mass, held)),
             "resolution": float(sigma[j]),
-            "sigma_min_punzi": float(at_working_point[j]),
+            "sigma_min_punzi": float(punzi.sigma_min[index, j]),
             "efficiency_punzi": float(punzi.efficiency[index, j]),
             "background_punzi": float(punzi.background[index, j]),
             "sigma_min_punzi_best_cut": float(best_punzi[1][j]),
