@@ -11,6 +11,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from bumphunt.select.fom import (
     Membership,
+    Selection,
+    bootstrap_mean_sigma_min,
     fom_grid,
     hard_cut_yields,
     own_window,
@@ -322,3 +324,72 @@ def test_membership_is_a_plain_value():
     assert len(membership.restrict([False, True])) == 1
     with pytest.raises(ValueError, match="keep_pairs"):
         membership.restrict([True])
+
+
+def _bootstrap_sample(rng, signal_binomial: bool, n_windows=6, n_generated=400, n_background=30_000):
+    """Signal of each window's own mass and background spread over overlapping windows: a
+    signal count fixed (binomial efficiencies) or Poisson, the background always Poisson."""
+    lower, upper = _windows(n_windows)
+    centres = 0.5 * (lower + upper)
+    counts = np.full(n_windows, n_generated) if signal_binomial else rng.poisson(n_generated, n_windows)
+    event_window = np.repeat(np.arange(n_windows), counts)
+    signal_membership = own_window(window_membership(centres[event_window], lower, upper), event_window)
+    n_bkg = rng.poisson(n_background)
+    background_membership = window_membership(rng.uniform(0.0, 10.0, n_bkg), lower, upper)
+    return {
+        "signal_scores": rng.beta(3.0, 1.0, len(event_window)),
+        "signal_membership": signal_membership,
+        "n_generated": np.full(n_windows, float(n_generated)),
+        "background_scores": rng.beta(1.0, 3.0, n_bkg),
+        "background_weights": rng.uniform(0.5, 1.5, n_bkg),
+        "background_membership": background_membership,
+    }
+
+
+def _mean_sigma_min(sample, cut):
+    grid = fom_grid(**sample, cuts=[cut], luminosity=LUMINOSITY)
+    return grid.sigma_min[0].mean()
+
+
+@pytest.mark.parametrize("signal_binomial", [False, True])
+def test_bootstrap_spread_matches_independent_samples(signal_binomial):
+    """The Poisson bootstrap of one sample reproduces the spread of the mean sigma_min over 400
+    independent samples where the counts are Poisson, and over-covers (never under-covers) where
+    the signal count is fixed (binomial efficiencies, here 1 - eps = 0.34)."""
+    rng = np.random.default_rng(11)
+    cut = 0.7
+    truth = np.std([_mean_sigma_min(_bootstrap_sample(rng, signal_binomial), cut) for _ in range(400)], ddof=1)
+    sample = _bootstrap_sample(rng, signal_binomial)
+    selection = Selection(sample["signal_scores"], sample["background_scores"], cut)
+    windows = np.ones(6, dtype=bool)
+    keys = ("signal_membership", "n_generated", "background_weights", "background_membership")
+    means = bootstrap_mean_sigma_min([selection], *(sample[k] for k in keys), LUMINOSITY, windows, replicas=400, seed=3)
+    spread = means[:, 0].std(ddof=1)
+    # the std of a std from 400 values is 3.5 %: the bounds are > 4 such deviations away
+    if signal_binomial:
+        assert 0.85 < spread / truth < 1.6
+    else:
+        assert spread / truth == pytest.approx(1.0, abs=0.15)
+    # centred on the sample's own value (sqrt(B) and 1/eps bend the mean by much less than the spread)
+    assert means[:, 0].mean() == pytest.approx(_mean_sigma_min(sample, cut), abs=0.3 * spread)
+
+
+def test_bootstrap_pairs_the_selections():
+    """Selections that keep the same pairs have identical replicas (a ratio of exactly 1); per-window
+    cuts equal to a single cut give the single cut's numbers; the seed fixes the replicas."""
+    sample = _bootstrap_sample(np.random.default_rng(12), False)
+    keys = ("signal_membership", "n_generated", "background_weights", "background_membership")
+    single = Selection(sample["signal_scores"], sample["background_scores"], 0.6)
+    per_window = Selection(sample["signal_scores"], sample["background_scores"], np.full(6, 0.6))
+    other = Selection(sample["signal_scores"], sample["background_scores"], np.linspace(0.4, 0.8, 6))
+    windows = np.array([True, True, False, True, True, True])
+    args = [*(sample[k] for k in keys), LUMINOSITY, windows]
+    means = bootstrap_mean_sigma_min([single, per_window, other], *args, replicas=50, seed=4)
+    assert_array_equal(means[:, 0], means[:, 1])
+    assert np.std(means[:, 2] / means[:, 0]) > 0
+    assert_array_equal(means, bootstrap_mean_sigma_min([single, per_window, other], *args, replicas=50, seed=4))
+    assert not np.array_equal(means, bootstrap_mean_sigma_min([single, per_window, other], *args, replicas=50, seed=5))
+    with pytest.raises(ValueError, match="windows"):
+        bootstrap_mean_sigma_min([single], *args[:-1], np.zeros(6, dtype=bool))
+    with pytest.raises(ValueError, match="replicas"):
+        bootstrap_mean_sigma_min([single], *args, replicas=1)

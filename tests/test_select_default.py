@@ -31,8 +31,12 @@ def test_one_punzi_cut_against_cuts_optimised_per_mass(selected_default):
     bce = np.array([r["sigma_min_bce_best_cut"] for r in training])
     preselection = np.array([r["sigma_min_preselection"] for r in training])
     # the single cut is within 1 % of cuts optimised mass by mass on other events (measured:
-    # 0.3 %, docs/select.md), and far better than the pre-selection
+    # 0.36 +- 0.09 %, docs/select.md), and far better than the pre-selection
     assert punzi.mean() <= 1.01 * bce.mean()
+    # the bootstrap resolves the comparison: its spread is a fraction of the 1 % allowed
+    spread = summary.table["bootstrap"]["training"]["std_ratio_punzi_bce"]
+    assert 0.0 < spread < 0.003
+    assert summary.table["bootstrap"]["held_out"]["std_ratio_punzi_bce"] > spread
     assert punzi.mean() < 0.8 * preselection.mean()
     ratio = np.array([r["sigma_min_punzi"] / r["sigma_min_bce_best_cut"] for r in held])
     assert np.mean(ratio <= 1.10) >= 0.8

@@ -63,7 +63,7 @@ from .baselines import (
     train_region_bdts,
 )
 from .features import FEATURE_BRANCHES, FEATURES, compute_features
-from .fom import FomGrid, Membership, fom_grid, own_window, window_membership
+from .fom import FomGrid, Membership, Selection, bootstrap_mean_sigma_min, fom_grid, own_window, window_membership
 from .loss import soft_windows
 from .network import NetworkSettings, PunziNet, train_bce, train_punzi
 
@@ -80,6 +80,8 @@ FRIEND_BRANCHES = {
 _NEAR_ENDS = np.geomspace(1e-5, 5e-3, 30)
 CUT_GRID = np.unique(np.r_[np.linspace(0.0, 1.0, 201), _NEAR_ENDS, 1.0 - _NEAR_ENDS])
 CHUNK = 500_000
+#: Bootstrap replicas of the test events for the uncertainty of the mean sigma_min comparison.
+BOOTSTRAP_REPLICAS = 200
 #: Mass regions of the BDT baseline (one classifier and one cut each), as in other analyses of our field.
 N_BDT_REGIONS = 4
 
@@ -270,7 +272,7 @@ def run_select(config: dict, output_dir=None, *, model_path=None, progress: bool
                 raise BumphuntError(f"{model_path}: the network's features differ from bumphunt's {FEATURES}")
             bce_net = None
         table = _figure_of_merit_table(parts["tune"], parts["test"], net, bce_net, masses, held, sigma, luminosity,
-                                       fom_options)  # fmt: skip
+                                       fom_options, config["seed"])  # fmt: skip
         if model_path is None and _use_bdt(settings["bdt_baseline"]):
             _add_bdt_baseline(table, parts, masses, training, luminosity, fom_options, config["seed"], bar)
         table["feature_importance"] = _feature_importance(parts["test"], net, config["seed"])
@@ -399,7 +401,7 @@ def _tuned_on(tune: _Part, evaluated: FomGrid, net: PunziNet, luminosity, fom_op
     return chosen.cut, evaluated.sigma_min[chosen.index, np.arange(len(chosen.index))]
 
 
-def _figure_of_merit_table(tune, test, net, bce_net, masses, held, sigma, luminosity, fom_options) -> dict:
+def _figure_of_merit_table(tune, test, net, bce_net, masses, held, sigma, luminosity, fom_options, seed) -> dict:
     """sigma_min per mass on the test events: the Punzi-net at its working point, the BCE
     network and the Punzi-net with the best cut per mass (chosen on the ``tune`` events, outside
     the test sample), the pre-selection alone."""
@@ -428,7 +430,34 @@ def _figure_of_merit_table(tune, test, net, bce_net, masses, held, sigma, lumino
         if bce is not None:
             row.update(sigma_min_bce_best_cut=float(bce[1][j]), cut_bce=float(bce[0][j]))
         rows.append(row)
-    return {"format": "bumphunt-select-fom", "version": 1, "masses": rows}
+    table = {"format": "bumphunt-select-fom", "version": 1, "masses": rows}
+    if bce is not None:
+        table["bootstrap"] = _bootstrap_comparison(test, net, bce_net, bce[0], np.isin(masses, held), rows,
+                                                   luminosity, fom_options, seed)  # fmt: skip
+    return table
+
+
+def _bootstrap_comparison(test, net, bce_net, bce_cuts, held, rows, luminosity, fom_options, seed) -> dict:
+    """Statistical uncertainty of the mean sigma_min of the Punzi-net's single cut, of the BCE
+    network's cuts per mass, and of their ratio, from bootstrap replicas of the test events."""
+    selections = [
+        Selection(net.score(test.signal_features), net.score(test.background_features), net.working_point),
+        Selection(bce_net.score(test.signal_features), bce_net.score(test.background_features), bce_cuts),
+    ]
+    finite = np.array([math.isfinite(r["sigma_min_punzi"]) and math.isfinite(r["sigma_min_bce_best_cut"])
+                       for r in rows])  # fmt: skip
+    out = {"replicas": BOOTSTRAP_REPLICAS}
+    for name, windows in (("training", ~held & finite), ("held_out", held & finite)):
+        if not windows.any():
+            continue
+        means = bootstrap_mean_sigma_min(selections, test.signal_membership, test.n_generated,
+                                         test.background_weights, test.background_membership, luminosity, windows,
+                                         replicas=BOOTSTRAP_REPLICAS, seed=seed, **fom_options)  # fmt: skip
+        ratio = means[:, 0] / means[:, 1]
+        out[name] = {"std_sigma_min_punzi": float(means[:, 0].std(ddof=1)),
+                     "std_sigma_min_bce_best_cut": float(means[:, 1].std(ddof=1)),
+                     "std_ratio_punzi_bce": float(ratio.std(ddof=1))}  # fmt: skip
+    return out
 
 
 def _use_bdt(setting) -> bool:
