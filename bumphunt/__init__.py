@@ -3,7 +3,8 @@
 The stages, each a function of an analysis configuration (:func:`load_config`) that reads
 the files of the stage before it and writes its own (:class:`OutputLayout` names them):
 
-    run_simulation -> run_kinfit -> run_select -> run_shapes -> run_scan
+    run_simulation -> run_kinfit -> run_select -> run_shapes -> run_scan -> run_exclusion
+                                           -> run_count (events in signal windows, no fits)
 
 and the pieces a user calls on data of their own: :func:`fit_photons` (kinematic fit),
 :func:`load_shapes` (the signal model), :func:`scan_spectrum` (a scan of an array, a ROOT
@@ -38,8 +39,10 @@ _EXPORTS = {
     "SignalShape": "models",
     "run_scan": "scan",
     "scan_spectrum": "scan",
-    "ScanResult": "scan",
-    "read_scan_table": "scan",
+    "ScanResult": "results",
+    "read_scan_table": "results",
+    "run_count": "count",
+    "run_exclusion": "exclusion",
 }
 _RENAMED = {"read_scan_table": "read_table"}
 

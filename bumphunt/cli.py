@@ -26,7 +26,7 @@ STAGES = {
     "shapes": True,
     "scan": True,
     "limits": True,
-    "exclusion": False,
+    "exclusion": True,
 }
 
 
@@ -385,14 +385,105 @@ def _run_scan(config, *, output=None, workers=None, scheduler=None, resume=True,
     )
     result = summary.result
     flagged = int((~result.ok).sum())
-    best = result.global_significance
     click.echo(
-        f"scan: {len(result)} mass points ({result.resumed_points} resumed, {flagged} flagged), largest excess "
-        f"Z_local = {best.z_local_max:.2f} at {best.mass:.4f} GeV, Z_global = {best.z_global:.2f}  "
-        f"{summary.seconds:.1f} s -> {summary.table_csv}"
+        f"scan: {len(result)} mass points ({result.resumed_points} resumed, {flagged} flagged), "
+        f"{_largest_excess(result)}  {summary.seconds:.1f} s -> {summary.table_csv}"
     )
     if result.dropped_candidates:
         click.echo(f"scan: {result.dropped_candidates} data candidates with a NaN or infinite mass left out")
+    return summary
+
+
+@main.command()
+@config_option
+@set_option
+@output_option("Output directory (tables and plots).", type=click.Path(file_okay=False))
+@quiet_option
+def count(config_path, settings, output, quiet):
+    """Count events in a signal window at every generated ALP mass: on/off limits with toys.
+
+    \b
+    The window holds count.signal_fraction (90%) of the truth-matched signal; the background
+    in it is the weighted simulation, constrained by its statistical uncertainty (and
+    count.background_uncertainty or count.tau). Limits are CLs (or CLs+b, count.limit) from
+    pseudo-experiments (or asymptotic formulas, count.method); expected limits are quantiles
+    over pseudo-data bootstrapped from the background simulation. Writes results.csv and
+    results.json (the scan's columns), windows.csv, upper_limits.png (Brazil band) and
+    local_significance.png.
+
+    \b
+    Examples:
+      bumphunt count                                    # -> <output_dir>/count/
+      bumphunt count --set count.method=asymptotic --set count.confidence_level=0.9
+      bumphunt count --set count.data=my_data_fit.root -o my_count/
+    """
+    config = _load(config_path, settings)
+    _run_count(config, output=output, quiet=quiet)
+
+
+def _run_count(config, *, output=None, quiet=False):
+    from .count import run_count
+
+    summary = run_count(config, output, progress=not quiet)
+    result = summary.result
+    click.echo(
+        f"count: {len(result)} masses ({int((~result.ok).sum())} flagged), {_largest_excess(result)}  "
+        f"{summary.seconds:.1f} s -> {summary.table_csv}"
+    )
+    return summary
+
+
+def _largest_excess(result) -> str:
+    """The largest local excess of a scan's or a count's result, and its global significance."""
+    best = result.global_significance
+    return f"largest excess Z_local = {best.z_local_max:.2f} at {best.mass:.4f} GeV, Z_global = {best.z_global:.2f}"
+
+
+@main.command()
+@config_option
+@set_option
+@output_option("Output directory (tables and plots).", type=click.Path(file_okay=False))
+@click.option(
+    "--scan-table",
+    "scan_table",
+    type=click.Path(dir_okay=False),
+    help="The scan's results.json (default: the analysis' scan folder).",
+)
+@quiet_option
+def exclusion(config_path, settings, output, scan_table, quiet):
+    """Convert the scan's limits into cross-section and g_agg limits, self-consistent with the ALP lifetime.
+
+    \b
+    For every mass and every limit (observed, expected +-1/2 sigma) solves
+    N_UL = L sigma(m, g) eps(m, c tau(m, g)): the efficiency is the signal model's, reweighted
+    from the simulated ALP lifetime to that of each coupling. Writes exclusion.csv and
+    exclusion.json (g limits, cross-section limits, efficiency and c tau at the limit, every
+    excluded interval, status), cross_section_limits.png, coupling_exclusion.png (with the
+    published Belle II 2020 curve) and efficiency_map.png.
+
+    \b
+    Examples:
+      bumphunt exclusion                                # -> <output_dir>/exclusion/
+      bumphunt exclusion --scan-table my_scan/results.json -o my_exclusion/
+    """
+    config = _load(config_path, settings)
+    _run_exclusion(config, output=output, scan_table=scan_table, quiet=quiet)
+
+
+def _run_exclusion(config, *, output=None, scan_table=None, quiet=False):
+    import numpy as np
+
+    from .exclusion import run_exclusion
+
+    summary = run_exclusion(config, output, scan_table=scan_table, progress=not quiet)
+    result = summary.result
+    finite = np.isfinite(result["g_obs"])
+    islands = int(np.char.startswith(result["status"], "island").sum())
+    best = float(np.nanmin(result["g_obs"])) if finite.any() else float("nan")
+    click.echo(
+        f"exclusion: {int(finite.sum())}/{len(result)} masses with a coupling limit ({islands} islands), "
+        f"strongest g_agg < {best:.3g} GeV^-1  {summary.seconds:.1f} s -> {summary.table_csv}"
+    )
     return summary
 
 
@@ -416,6 +507,7 @@ def run(config_path, settings, workers, quiet):
     _run_select(config, quiet=quiet)
     _run_shapes(config, quiet=quiet)
     _run_scan(config, workers=workers, quiet=quiet)
+    _run_exclusion(config, quiet=quiet)
     missing = [stage for stage, built in STAGES.items() if not built]
     if missing:
         click.echo(f"not built yet: {', '.join(missing)}")

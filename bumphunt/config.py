@@ -207,6 +207,11 @@ def _check_semantics(config: dict) -> None:
         )
     if scan["stop"] >= sqrt_s:
         raise ConfigError(f"config error at 'scan.stop': {scan['stop']} GeV is not below sqrt(s) = {sqrt_s:.4f} GeV")
+    count = config["count"]
+    if count["start"] > count["stop"]:
+        raise ConfigError(
+            f"config error at 'count.start': {count['start']} GeV is above count.stop = {count['stop']} GeV"
+        )
 
 
 def signal_masses(config: dict) -> np.ndarray:

@@ -8,7 +8,9 @@ An analysis writes below its ``output_dir`` one folder per stage::
       select/                       the selection stage (Punzi-net)
       shapes/signal_shapes.json     the interpolated signal model, with its plots
       scan/results.csv, results.json, points/m<mass>.json, plots
-      exclusion/  count/  report/   stages to come
+      count/results.csv, results.json, windows.csv, plots
+      exclusion/exclusion.csv, exclusion.json, plots
+      report/                       stage to come
 
 Stages find each other's files only through :class:`OutputLayout`; a stage whose output is
 redirected (``--output``) gets a layout with that folder (:meth:`OutputLayout.with_stage_dir`).
@@ -31,6 +33,8 @@ SELECT_BRANCH_PREFIX = "punzi_"
 STAGE_DIRS = ("simulation", "kinfit", "select", "shapes", "scan", "exclusion", "count", "report")
 #: The figures of a scan (:meth:`OutputLayout.scan_plot`).
 SCAN_PLOTS = ("upper_limits", "local_significance", "best_fit")
+#: The figures of a counting experiment (:meth:`OutputLayout.count_plot`).
+COUNT_PLOTS = ("upper_limits", "local_significance")
 
 
 @dataclass(frozen=True)
@@ -167,8 +171,40 @@ class OutputLayout:
         return self.stage_dir("exclusion")
 
     @property
+    def exclusion_table_csv(self) -> Path:
+        """The coupling exclusion, one row per mass (:data:`bumphunt.exclusion.COLUMNS`)."""
+        return self.exclusion_dir / "exclusion.csv"
+
+    @property
+    def exclusion_table_json(self) -> Path:
+        return self.exclusion_dir / "exclusion.json"
+
+    def exclusion_plot(self, name: str) -> Path:
+        """A figure of the exclusion stage: ``cross_section_limits``, ``coupling_exclusion``,
+        ``efficiency_map``."""
+        return self.exclusion_dir / f"{name}.png"
+
+    @property
     def count_dir(self) -> Path:
         return self.stage_dir("count")
+
+    @property
+    def count_table_csv(self) -> Path:
+        """The counting experiment's results, one row per mass (the columns of the scan's table)."""
+        return self.count_dir / "results.csv"
+
+    @property
+    def count_table_json(self) -> Path:
+        return self.count_dir / "results.json"
+
+    @property
+    def count_windows_csv(self) -> Path:
+        """The signal window, efficiency and background estimate of every mass."""
+        return self.count_dir / "windows.csv"
+
+    def count_plot(self, name: str) -> Path:
+        """A figure of the counting experiment: ``upper_limits``, ``local_significance``."""
+        return self.count_dir / f"{name}.png"
 
     @property
     def select_dir(self) -> Path:

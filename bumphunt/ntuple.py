@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cuts import branches_used, evaluate_cut
 from .errors import NtupleError
 from .kinematics import invariant_mass, photon_four_vectors
 
@@ -45,10 +46,14 @@ SAMPLE_IDS = {
     "pi0_gamma_gamma": 7,
     "eta_gamma_gamma": 8,
     "etaprime_gamma_gamma": 9,
+    "alp_long_lived": 10,
 }
 SAMPLES = tuple(SAMPLE_IDS)
+#: The ALP samples: the signal, and long-lived ALPs that only extend the reach of the
+#: efficiency's lifetime reweighting (:mod:`bumphunt.models.lifetime`).
+SIGNAL_SAMPLES = ("alp", "alp_long_lived")
 #: The samples that make up the background of the diphoton spectrum.
-BACKGROUND_SAMPLES = tuple(sample for sample in SAMPLES if sample != "alp")
+BACKGROUND_SAMPLES = tuple(sample for sample in SAMPLES if sample not in SIGNAL_SAMPLES)
 
 #: Origin codes of a reconstructed photon (branch ``photon_origin``).
 ORIGIN_BEAM_BACKGROUND = 0
@@ -100,6 +105,9 @@ BRANCHES: dict[str, Branch] = {
         "(the kinematic fit constrains to the nominal beams)",
     ),
     "decay_vertex": Branch("float64", (3,), "cm", "(x, y, z) of the resonance decay; 0 when prompt or non-resonant"),
+    "proper_decay_length": Branch(
+        "float64", (), "cm", "c t of the resonance decay in its rest frame (exponential, mean c tau); 0 when prompt"
+    ),
     "n_photons": Branch("int32", (), "", "photon candidates in the acceptance, before keeping three"),
     "m_ggg": Branch("float64", (), "GeV", "invariant mass of the three photons"),
     "photon_E": Branch("float64", (3,), "GeV", "measured energy"),
@@ -392,6 +400,24 @@ def iterate_ntuple(
         return _iterate_together(parts, tree, step_size)
     wanted = check_branches(path, branches, tree=tree)
     return _iterate(path, tree, wanted, step_size)
+
+
+def read_selected(
+    path: str | Path, branches: Sequence[str], selection: str = "", *, friends: Sequence = (), step_size: int = 500_000
+) -> dict[str, np.ndarray]:
+    """``branches`` of the events passing the cut ``selection`` (:mod:`bumphunt.cuts`), read in
+    chunks of ``step_size`` entries so that only the passing events are held in memory.
+
+    Raises the errors of :func:`read_ntuple`; ``friends`` as there. A tree without entries
+    gives empty one-dimensional arrays.
+    """
+    needed = sorted(set(branches) | branches_used(selection))
+    pieces: dict[str, list[np.ndarray]] = {name: [] for name in branches}
+    for chunk in iterate_ntuple(path, needed, step_size=step_size, friends=friends):
+        keep = evaluate_cut(selection, chunk, len(chunk[needed[0]]))
+        for name in branches:
+            pieces[name].append(chunk[name][keep])
+    return {name: np.concatenate(parts) if parts else np.empty(0) for name, parts in pieces.items()}
 
 
 def _iterate_together(parts, tree, step_size):

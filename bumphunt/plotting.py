@@ -241,30 +241,113 @@ def _broken_at_vetoes(mass: np.ndarray, vetoed: dict, *columns: np.ndarray):
     return mass, *(np.insert(np.asarray(c, dtype=float), gaps, np.nan) for c in columns)
 
 
-def plot_brazil(result, *, ax=None, ylabel: str = "95% CL upper limit on $N_{sig}$"):
+#: The columns of a Brazil plot: expected -2, -1, median, +1, +2 sigma, observed.
+BRAZIL_COLUMNS = ("ul_exp_m2", "ul_exp_m1", "ul_exp", "ul_exp_p1", "ul_exp_p2", "ul_obs")
+
+
+def plot_brazil(result, *, ax=None, ylabel: str = "95% CL upper limit on $N_{sig}$", names=BRAZIL_COLUMNS,
+                log: bool = False):  # fmt: skip
     """Observed upper limit versus mass with the expected +-1 sigma (green) and +-2 sigma
     (yellow) bands; lines and bands stop across the vetoed meson regions.
 
     Parameters
     ----------
-    result : ScanResult
+    result : ScanResult, or any object with the columns ``names`` and ``vetoed``
     ax : matplotlib Axes, optional
+    names : six column names
+        Expected -2, -1, median, +1, +2 sigma and observed.
+    log : bool
+        Logarithmic y axis.
     """
-    names = ("ul_exp_m2", "ul_exp_m1", "ul_exp", "ul_exp_p1", "ul_exp_p2", "ul_obs")
     columns = (result[name] for name in names)
     mass, m2, m1, median, p1, p2, observed = _broken_at_vetoes(result["mass"], result.vetoed, *columns)
     with _style(ax is None):
         ax = _new_axes(ax, (12, 7))
-        ax.fill_between(mass, m2, p2, color=BAND_COLOURS[2], label=r"expected $\pm 2\sigma$", linewidth=0)
-        ax.fill_between(mass, m1, p1, color=BAND_COLOURS[1], label=r"expected $\pm 1\sigma$", linewidth=0)
-        ax.plot(mass, median, "k--", linewidth=1, label="expected")
-        ax.plot(mass, observed, "k-", linewidth=1, label="observed")
+        _draw_bands(ax, mass, m2, m1, median, p1, p2, observed, "observed")
         _shade_vetoes(ax, result.vetoed)
         ax.set_xlabel(r"$m_a$ [GeV]")
         ax.set_ylabel(ylabel)
         ax.set_xlim(np.nanmin(mass), np.nanmax(mass))
-        ax.set_ylim(0, None)
+        if log:
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(0, None)
         ax.legend(fontsize=16)
+    return ax
+
+
+def _draw_bands(ax, mass, m2, m1, median, p1, p2, observed, observed_label: str) -> None:
+    """The expected +-2 sigma (yellow) and +-1 sigma (green) bands, the median and the observed line."""
+    ax.fill_between(mass, m2, p2, color=BAND_COLOURS[2], label=r"expected $\pm 2\sigma$", linewidth=0)
+    ax.fill_between(mass, m1, p1, color=BAND_COLOURS[1], label=r"expected $\pm 1\sigma$", linewidth=0)
+    ax.plot(mass, median, "k--", linewidth=1, label="expected")
+    ax.plot(mass, observed, "k-", linewidth=1, label=observed_label)
+
+
+def plot_cross_section_limits(result, *, ax=None):
+    """95% CL upper limits on sigma(e+e- -> gamma a) with the expected bands (an
+    :class:`~bumphunt.exclusion.ExclusionResult`), on a logarithmic axis."""
+    names = ("xsec_exp_m2_pb", "xsec_exp_m1_pb", "xsec_exp_pb", "xsec_exp_p1_pb", "xsec_exp_p2_pb", "xsec_obs_pb")
+    return plot_brazil(result, ax=ax, names=names, log=True,
+                       ylabel=r"95% CL upper limit on $\sigma(e^+e^- \to \gamma a)$ [pb]")  # fmt: skip
+
+
+def plot_coupling_exclusion(result, published=None, *, ax=None):
+    """The excluded g_agg versus m_a on log axes: observed (shaded above), expected with its
+    +-1/2 sigma bands, and a published curve ``(mass, g)`` for comparison (Belle II 2020)."""
+    names = ("g_exp_m2", "g_exp_m1", "g_exp", "g_exp_p1", "g_exp_p2", "g_obs")
+    mass, m2, m1, median, p1, p2, observed = _broken_at_vetoes(result["mass"], result.vetoed,
+                                                               *(result[n] for n in names))  # fmt: skip
+    with _style(ax is None):
+        ax = _new_axes(ax, (12, 8))
+        _draw_bands(ax, mass, m2, m1, median, p1, p2, observed, "observed (this analysis)")
+        limits = np.r_[m2, p2, observed]
+        limits = limits[np.isfinite(limits)]
+        top, bottom = (limits.max() * 5, limits.min() / 3) if len(limits) else (1.0, 1e-4)
+        ax.fill_between(mass, observed, top, color="C0", alpha=0.12, linewidth=0)
+        if published is not None:
+            ax.plot(published[0], published[1], color="C3", linewidth=1.5, label="Belle II 2020 (published)")
+        _shade_vetoes(ax, result.vetoed)
+        _log_mass_axis(ax)
+        ax.set_yscale("log")
+        ax.set_ylabel(r"$g_{a\gamma\gamma}$ [GeV$^{-1}$]")
+        ax.set_xlim(np.nanmin(mass), np.nanmax(mass))
+        ax.set_ylim(bottom, top)
+        ax.legend(fontsize=14, loc="upper right")
+    return ax
+
+
+def _log_mass_axis(ax):
+    """A logarithmic m_a axis labelled at round masses."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(FixedLocator([0.1, 0.2, 0.5, 1, 2, 5, 10]))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(r"$m_a$ [GeV]")
+
+
+def plot_efficiency_map(model, *, ax=None, n_ctau: int = 120):
+    """The efficiency eps(m, c tau) of a signal model with a lifetime map, where the
+    reweighting measured it (blank beyond the simulated reach)."""
+    lifetime = model.lifetime
+    masses = lifetime.masses
+    low = np.min(lifetime.ctau_generated[lifetime.ctau_generated > 0]) * lifetime.relative_lifetimes[0]
+    high = np.max(lifetime.ctau_generated) * lifetime.relative_lifetimes[-1]
+    ctau = np.geomspace(low, high, n_ctau)
+    values = np.array([model.efficiency(m, ctau) for m in masses]).T
+    for i in range(len(masses)):  # blank where the map only extrapolates to shorter lifetimes
+        values[ctau < lifetime.ctau_generated[i] * lifetime.relative_lifetimes[0], i] = np.nan
+    with _style(ax is None):
+        ax = _new_axes(ax, (12, 8))
+        mesh = ax.pcolormesh(masses, ctau, np.ma.masked_invalid(values), shading="nearest", cmap="viridis")
+        ax.figure.colorbar(mesh, ax=ax, label="efficiency")
+        ax.plot(masses, lifetime.ctau_generated, "w--", linewidth=1, label=r"generated $c\tau$")
+        _log_mass_axis(ax)
+        ax.set_yscale("log")
+        ax.set_ylabel(r"$c\tau$ [cm]")
+        ax.legend(fontsize=14, loc="upper right")
     return ax
 
 

@@ -1,8 +1,10 @@
-"""The result of a scan as numpy columns, and its CSV and JSON tables.
+"""Limits mass by mass as numpy columns, and their CSV and JSON tables: the result of the
+scan and of the counting experiment.
 
-Computing and writing are apart: :func:`~bumphunt.scan.stage.run_scan` and
-:func:`~bumphunt.scan.stage.scan_spectrum` return a :class:`ScanResult`;
-:func:`write_table` writes it; :mod:`bumphunt.plotting` draws it.
+Computing and writing are apart: :func:`~bumphunt.scan.stage.run_scan`,
+:func:`~bumphunt.scan.stage.scan_spectrum` and :func:`~bumphunt.count.stage.run_count`
+return a :class:`ScanResult`; :func:`write_table` writes it; :mod:`bumphunt.plotting` draws
+it. ``bumphunt.scan.results`` re-exports this module, its former place.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_write_text, strict_json
-from ..layout import OutputLayout
-from ..stats.lookelsewhere import GlobalSignificance
+from ._io import atomic_write_text, strict_json
+from .layout import OutputLayout
+from .stats.lookelsewhere import GlobalSignificance
 
 #: The columns of the results table, in order (DESIGN: upper limits in signal events,
 #: cross-sections in pb, couplings in GeV^-1).
@@ -31,7 +33,7 @@ STRING_COLUMNS = ("fit_status",)
 
 @dataclass(frozen=True)
 class ScanResult:
-    """One row per mass hypothesis, as numpy columns.
+    """One row per mass hypothesis, as numpy columns (a scan's or a counting experiment's).
 
     Attributes
     ----------
@@ -42,7 +44,7 @@ class ScanResult:
     vetoed : dict of str -> (low, high)
         The mass ranges left out around the pi0, eta and eta' (GeV).
     settings : dict
-        The scan settings the result was computed with.
+        The settings the result was computed with (the ``scan`` or ``count`` section).
     fingerprint : str
         Hash of the inputs (settings, signal model, data, code).
     resumed_points : int

@@ -123,6 +123,41 @@ case(
     "the scan range must end below sqrt(s) = {sqrt_s} GeV, got stop = {stop}",
 )
 
+case(
+    "counting-bad-number",
+    "a negative, NaN or infinite count, background or uncertainty given to a counting model "
+    "(`bumphunt.stats.counting.CountingModel`)",
+    "refuses it",
+    "counting model: {name} must be a number {bound}, got {value}",
+)
+case(
+    "count-empty-window",
+    "a generated mass none of whose signal events passes the selection, so no signal window can be placed",
+    "counts at the other masses and flags it in fit_status, with NaN numbers",
+    "no selected signal event",
+)
+case(
+    "count-no-signal",
+    "a selection that leaves no signal event at any generated mass of the count",
+    "refuses before counting, naming the selection",
+    "{path}: no selected signal event at any generated mass between {start} and {stop} GeV (check "
+    "shapes.selection: {selection!r})",
+)
+case(
+    "count-window-without-background",
+    "signal windows that hold no event of the background simulation",
+    "takes their background as 0 and known (limits of a background-free count, conservative), and warns",
+    "{n} signal windows hold no simulated background event (the first at {mass} GeV): their background is taken "
+    "as 0, known, which makes their limits those of a background-free count",
+)
+case(
+    "count-missing-ntuple",
+    "`bumphunt count` before the kinematic fit wrote the ALP ntuple",
+    "refuses before any work, saying what to run",
+    "{path}: no such file; the count needs the ALP ntuple after the kinematic fit (run `bumphunt simulate` and "
+    "`bumphunt kinfit`)",
+)
+
 # -- configuration and command line -----------------------------------------------------
 case(
     "config-non-finite",
@@ -148,6 +183,12 @@ case(
     "refuses the configuration before any work",
     "config error at 'simulation.signal.events_per_mass': no signal events, so no signal shapes to fit "
     "and no limits to set (simulate some, e.g. 2000 per mass)",
+)
+case(
+    "config-unknown-key",
+    "a misspelt key of a section (`--set count.metod=toys`, `count: {{metod: toys}}` in the file)",
+    "refuses the configuration before any work, naming the key and the closest one",
+    "config error: unknown key '{setting}'{where} (did you mean '{close}'?)",
 )
 case(
     "cli-set-not-yaml",
@@ -268,4 +309,24 @@ case(
     "a scan into a folder holding the tables and plots of a scan with other inputs (settings, shapes, data, code)",
     "removes them before computing, with a warning, so an interrupted scan never leaves old results looking current",
     "removed {files} in {folder}: results of a scan with other inputs",
+)
+case(
+    "exclusion-no-scan",
+    "`bumphunt exclusion` before a scan (or `--scan-table` naming a missing file)",
+    "stops before writing anything",
+    "no scan results at {path}: run `bumphunt scan` first",
+)
+case(
+    "exclusion-not-a-scan-table",
+    "a `--scan-table` file that is not a scan's results.json",
+    "stops before writing anything",
+    "{path}: not a bumphunt scan table ({error})",
+)
+case(
+    "shapes-without-lifetime",
+    "a signal-shape file without a lifetime map (a prompt sample, or ntuples without `proper_decay_length`)",
+    "the exclusion converts with the generated efficiency and marks every row `(prompt efficiency: no lifetime "
+    "map)`; asking the model for the efficiency at a lifetime stops",
+    "the signal-shape file has no lifetime map (a prompt signal sample, or one without proper decay lengths: rerun "
+    "`bumphunt simulate` and `bumphunt shapes`)",
 )

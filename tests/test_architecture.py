@@ -93,7 +93,9 @@ def test_public_api_is_lazy_and_listed():
         assert getattr(bumphunt, name) is not None
     # stage runners follow one naming rule and none shadows a subpackage
     runners = [name for name in bumphunt.__all__ if name.startswith("run_")]
-    assert runners == ["run_kinfit", "run_scan", "run_select", "run_shapes", "run_simulation"]
+    assert runners == [
+        "run_count", "run_exclusion", "run_kinfit", "run_scan", "run_select", "run_shapes", "run_simulation",
+    ]  # fmt: skip
     subpackages = {p.parent.name for p in PACKAGE.glob("*/__init__.py")} | {p.stem for p in PACKAGE.glob("*.py")}
     assert not subpackages & set(bumphunt.__all__)
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):

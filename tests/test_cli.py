@@ -59,10 +59,11 @@ def test_simulate_writes_ntuples(tmp_path):
     assert not (tmp_path / "simulation" / "eta_gamma.root").exists()
 
 
-def test_run_says_which_stages_are_missing(tmp_path):
+def test_run_goes_from_events_to_the_exclusion(tmp_path):
     result = CliRunner().invoke(main, ["run", "--set", f"output_dir={tmp_path}", "-q", *SMALL])
     assert result.exit_code == 0, result.output
-    assert "not built yet: exclusion" in result.output
+    assert "not built yet" not in result.output
+    assert "exclusion: " in result.output and (tmp_path / "exclusion" / "exclusion.csv").is_file()
     assert "select: working point" in result.output and (tmp_path / "select" / "ggg.root").is_file()
     assert (tmp_path / "shapes" / "signal_shapes.json").is_file()
     assert "scan: " in result.output and (tmp_path / "scan" / "results.csv").is_file()
@@ -158,7 +159,19 @@ def test_every_command_help_shows_an_example():
     commands = sorted(_commands(main))
     assert commands == sorted(
         f"bumphunt {name}"
-        for name in ("run", "simulate", "kinfit", "select", "shapes", "scan", "config", "config show", "config check")
+        for name in (
+            "run",
+            "simulate",
+            "kinfit",
+            "select",
+            "shapes",
+            "scan",
+            "count",
+            "exclusion",
+            "config",
+            "config show",
+            "config check",
+        )  # fmt: skip
     )
     for command in ["bumphunt", *commands]:
         result = CliRunner().invoke(main, [*command.split()[1:], "--help"], prog_name="bumphunt")

@@ -140,6 +140,7 @@ def test_same_seed_same_events_for_any_number_of_workers(tmp_path):
     reseeded = run_simulation(small_config(tmp_path / "c", seed=7, **overrides), progress=False, workers=1)
     assert [s.sample for s in serial] == [
         "alp", "ggg", "eta_gamma", "gg", "eeg", "pi0_gamma_gamma", "eta_gamma_gamma", "etaprime_gamma_gamma",
+        "alp_long_lived",
     ]  # fmt: skip
     for first, second, third in zip(serial, parallel, reseeded):
         one, two, three = read_ntuple(first.path), read_ntuple(second.path), read_ntuple(third.path)

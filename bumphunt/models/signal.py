@@ -29,6 +29,7 @@ from .._io import atomic_write_text
 from .._version import __version__
 from ..errors import BumphuntError
 from . import dscb
+from .lifetime import LifetimeResponse
 from .splines import ParameterSpline
 
 FORMAT = "bumphunt-signal-shapes"
@@ -233,6 +234,9 @@ class ShapeModel:
         Masses left out of the interpolation.
     validation : dict
         Held-out comparison (see :func:`validate_held_out`).
+    lifetime : LifetimeResponse, optional
+        The efficiency relative to the generated lifetime (None: the signal ntuple had no
+        proper decay lengths, or a prompt sample).
     """
 
     splines: dict[str, ParameterSpline]
@@ -240,6 +244,7 @@ class ShapeModel:
     fits: list[MassFit]
     held_out: list[float]
     validation: dict = field(default_factory=dict)
+    lifetime: LifetimeResponse | None = None
 
     @property
     def mass_range(self) -> tuple[float, float]:
@@ -257,9 +262,45 @@ class ShapeModel:
         values = {name: self.splines[name](mass) for name in names if name in self.splines}
         return peak_width(values, self.settings["n_l"], self.settings["n_r"])
 
-    def efficiency(self, mass) -> np.ndarray:
-        """Signal candidates in the window per generated event."""
-        return self.splines["efficiency"](mass)
+    def efficiency(self, mass, ctau=None) -> np.ndarray:
+        """Signal candidates in the window per produced ALP, at the generated lifetime or, with
+        ``ctau`` (cm), at that proper decay length (:mod:`bumphunt.models.lifetime`; NaN
+        beyond the simulated reach).
+
+        Raises
+        ------
+        BumphuntError
+            ``ctau`` given but the model has no lifetime map.
+        """
+        efficiency = self.splines["efficiency"](mass)
+        if ctau is None:
+            return efficiency
+        if self.lifetime is None:
+            raise BumphuntError(
+                "the signal-shape file has no lifetime map (a prompt signal sample, or one without proper "
+                "decay lengths: rerun `bumphunt simulate` and `bumphunt shapes`)"
+            )
+        return efficiency * self.lifetime(mass, ctau)
+
+    def efficiency_error(self, mass, ctau=None) -> np.ndarray:
+        """Statistical standard error of :meth:`efficiency`: the per-mass fits' relative errors
+        interpolated linearly in mass, with the lifetime map's in quadrature."""
+        fits = sorted((f for f in self.fits if f.ok and "efficiency" in f.values), key=lambda f: f.mass)
+        masses = np.array([f.mass for f in fits])
+        relative = np.array([f.errors["efficiency"] / f.values["efficiency"] for f in fits])
+        error = np.interp(mass, masses, relative) * self.efficiency(mass, ctau)
+        if ctau is None:
+            return error
+        ratio_error = self.lifetime.ratio_error(mass, ctau) * self.efficiency(mass)
+        return np.hypot(error, ratio_error)
+
+    def efficiency_of_lifetime(self, mass: float):
+        """The efficiency at ``mass`` as a function of c tau (cm), for
+        :func:`bumphunt.coupling.coupling_limit`; without a lifetime map, the generated one
+        (a number: prompt decays)."""
+        if self.lifetime is None:
+            return float(self.efficiency(mass))
+        return lambda ctau: self.efficiency(mass, ctau)
 
     def shape(self, mass: float, *, window_sigmas: float | None = None) -> SignalShape:
         """The signal shape at ``mass`` in a window of +-``window_sigmas`` resolutions.
@@ -310,6 +351,7 @@ class ShapeModel:
             "held_out": self.held_out,
             "validation": self.validation,
             "fits": [_jsonable(asdict(fit)) for fit in self.fits],
+            **({"lifetime": self.lifetime.to_dict()} if self.lifetime is not None else {}),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -347,6 +389,7 @@ class ShapeModel:
             fits=[MassFit(**fit) for fit in data["fits"]],
             held_out=data["held_out"],
             validation=data["validation"],
+            lifetime=LifetimeResponse.from_dict(data["lifetime"]) if "lifetime" in data else None,
         )
 
 

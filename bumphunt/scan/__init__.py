@@ -2,14 +2,14 @@
 
 :mod:`~bumphunt.scan.grid` (mass hypotheses and vetoes), :mod:`~bumphunt.scan.data` (what is
 fitted: ntuples, pseudo-data, arrays, histograms), :mod:`~bumphunt.scan.runner` (fan-out
-and resume), :mod:`~bumphunt.scan.results` (:class:`ScanResult` and its tables),
+and resume), :mod:`bumphunt.results` (:class:`ScanResult` and its tables, shared with the counting experiment),
 :mod:`~bumphunt.scan.stage` (:func:`run_scan` for an analysis, :func:`scan_spectrum` for a
 spectrum of one's own). The statistics are :mod:`bumphunt.stats`.
 """
 
+from ..results import COLUMNS, ScanResult, read_table, table_csv, write_table
 from .data import BackgroundModel, SmoothBackground, Spectrum, pseudo_data, smooth_background, spectrum_from
 from .grid import VETOES, scan_grid
-from .results import COLUMNS, ScanResult, read_table, table_csv, write_table
 from .runner import window_shape
 from .stage import ScanSummary, run_scan, scan_spectrum
 

@@ -18,7 +18,7 @@ from scipy import signal
 from ..cuts import branches_used, evaluate_cut
 from ..errors import BumphuntError, NtupleError
 from ..layout import OutputLayout
-from ..ntuple import BACKGROUND_SAMPLES, iterate_ntuple, read_metadata, read_ntuple
+from ..ntuple import BACKGROUND_SAMPLES, read_metadata, read_ntuple, read_selected
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +87,8 @@ def candidates(path, selection: str, mass_variable: str, *, count_dropped: bool 
     their number is returned too, as ``(candidates, dropped)``. ``friends``: friend ntuples
     with branches the cut needs (:func:`bumphunt.ntuple.read_ntuple`).
     """
-    needed = {mass_variable} | branches_used(selection)
-    pieces = []
-    for chunk in iterate_ntuple(path, sorted(needed), step_size=500_000, friends=friends):
-        keep = evaluate_cut(selection, chunk, len(chunk[mass_variable]))
-        pieces.append(np.asarray(chunk[mass_variable][keep], dtype=np.float64).ravel())
-    values = np.concatenate(pieces) if pieces else np.array([])
+    values = np.asarray(read_selected(path, [mass_variable], selection, friends=friends)[mass_variable],
+                        dtype=np.float64).ravel()  # fmt: skip
     finite = np.isfinite(values)
     dropped = int(np.count_nonzero(~finite))
     if dropped:
@@ -240,16 +236,11 @@ class BackgroundModel:
 
 
 def _selected_events(path, selection: str, mass_variable: str, friends=()) -> _EventSample:
-    needed = {mass_variable, "weight"} | branches_used(selection)
-    masses, weights = [], []
-    for chunk in iterate_ntuple(path, sorted(needed), step_size=500_000, friends=friends):
-        keep = evaluate_cut(selection, chunk, len(chunk[mass_variable]))
-        values = np.asarray(chunk[mass_variable][keep], dtype=np.float64)
-        masses.append(values if values.ndim == 2 else values.reshape(len(values), 1))
-        weights.append(np.asarray(chunk["weight"][keep], dtype=np.float64))
-    if not masses:
-        return _EventSample(np.empty((0, 1)), np.empty(0))
-    return _EventSample(np.concatenate(masses), np.concatenate(weights))
+    events = read_selected(path, [mass_variable, "weight"], selection, friends=friends)
+    masses = np.asarray(events[mass_variable], dtype=np.float64)
+    return _EventSample(
+        masses if masses.ndim == 2 else masses.reshape(-1, 1), np.asarray(events["weight"], dtype=np.float64)
+    )
 
 
 def pseudo_data(layout: OutputLayout, model, *, seed: int, mode: str = "smooth", smoothing: float = 30.0,

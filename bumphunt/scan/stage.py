@@ -29,16 +29,16 @@ from .. import stats
 from .._parallel import executor
 from .._progress import progress_bar
 from ..config import load_config
-from ..coupling import prompt_exclusion
+from ..coupling import limit_columns
 from ..errors import BumphuntError, NtupleError
 from ..kinematics import Beams
 from ..layout import OutputLayout
 from ..models.signal import ShapeModel
 from ..plotting import plot_brazil, plot_hypothesis_fit, plot_local_significance, save_figure
+from ..results import ScanResult, write_table
 from ..stats.lookelsewhere import GlobalSignificance, global_significance, upcrossings
 from .data import BackgroundModel, Spectrum, candidates, spectrum_from
 from .grid import scan_grid
-from .results import ScanResult, write_table
 from .runner import (
     code_identity,
     fingerprint,
@@ -135,9 +135,12 @@ def _with_conversion(row: dict, model: ShapeModel, luminosity: float | None, sqr
     if not low <= row["mass"] <= high:
         return {**row, "efficiency": np.nan, "xsec_ul_pb": np.nan, "g_ul_gev": np.nan}
     efficiency = float(model.efficiency(row["mass"]))
-    if luminosity is None or sqrt_s is None:
+    if luminosity is None or sqrt_s is None or not math.isfinite(row.get("ul_obs", math.nan)):
+        # no limit to convert: the efficiency at the generated lifetime
         return {**row, "efficiency": efficiency, "xsec_ul_pb": np.nan, "g_ul_gev": np.nan}
-    return {**row, **prompt_exclusion(row["mass"], row.get("ul_obs", math.nan), efficiency, luminosity, sqrt_s)}
+    # self-consistent with the lifetime the limit implies (bumphunt.coupling, the exclusion stage's conversion)
+    efficiency = model.efficiency_of_lifetime(row["mass"])
+    return {**row, **limit_columns(row.get("ul_obs", math.nan), row["mass"], luminosity, sqrt_s, efficiency)}
 
 
 def run_scan(

@@ -43,7 +43,8 @@ def smooth(masses: np.ndarray, values: np.ndarray, errors: np.ndarray):
     weights = weights / weights.mean()
     if len(masses) < 5:
         mean = float(np.sum(values * weights) / np.sum(weights))
-        constant = ParameterSpline((masses[0],) * 4 + (masses[-1],) * 4, (mean,) * 4, 3, (masses[0], masses[-1]))
+        high = masses[-1] if masses[-1] > masses[0] else masses[0] + 1.0  # one mass: the knots still need a span
+        constant = ParameterSpline((masses[0],) * 4 + (high,) * 4, (mean,) * 4, 3, (masses[0], masses[-1]))
         error = float(1.0 / np.sqrt(np.sum(1.0 / errors**2)))
         return constant, lambda m: np.full(np.shape(m), error)
     spline = make_smoothing_spline(masses, values, w=weights)

@@ -19,6 +19,7 @@ from ..cuts import branches_used, evaluate_cut
 from ..errors import NtupleError
 from ..kinematics import Beams
 from ..layout import OutputLayout
+from ..models.lifetime import LifetimeResponse
 from ..models.signal import MassFit, ShapeModel
 from ..models.splines import held_out_masses
 from ..ntuple import check_branches, iterate_ntuple, read_metadata, truth_matched_pairs
@@ -94,6 +95,54 @@ def efficiency_scales(path, selection: str = "", step_size: int = 500_000, frien
             entry[1] += float(at.sum())
     return {mass: factor * (sums[mass][0] / sums[mass][1] if sums.get(mass, [0, 0])[1] else 1.0)
             for mass, factor in isr.items()}  # fmt: skip
+
+
+def lifetime_response(path, fits, mass_variable: str, selection: str = "", step_size: int = 500_000, friends=(),
+                      long_lived=None, long_lived_friends=()) -> LifetimeResponse | None:  # fmt: skip
+    """The efficiency versus lifetime (:class:`~bumphunt.models.lifetime.LifetimeResponse`) of the
+    candidates the efficiency counts: the selected events' candidates in each fit's window.
+
+    ``long_lived``: the ntuple of the long-lived ALPs (sample ``alp_long_lived``), whose
+    candidates in the same windows extend the reach. None when the signal ntuple lacks proper
+    decay lengths or the generated lifetimes (prompt samples).
+    """
+    windows = {round(f.mass, 9): (f.lower, f.upper) for f in fits if f.ok}
+    sources: dict[float, list[tuple[float, int]]] = {}
+    pieces: dict[float, list[np.ndarray]] = {m: [] for m in windows}
+    for ntuple, ntuple_friends in ((path, friends), (long_lived, long_lived_friends)):
+        if ntuple is None:
+            continue
+        for entry in read_metadata(ntuple).get("masses", []):
+            mass = round(float(entry["mass"]), 9)
+            # the signal's lifetime first (k = 1); long-lived ALPs only where the signal decays
+            if mass in windows and float(entry.get("ctau_cm", 0.0)) > 0.0 and (ntuple is path or mass in sources):
+                sources.setdefault(mass, []).append((float(entry["ctau_cm"]), int(entry["n_generated"])))
+        if "proper_decay_length" not in check_branches(ntuple, None):
+            if ntuple is path:
+                return None
+            continue
+        _count_decay_lengths(ntuple, windows, pieces, mass_variable, selection, step_size, ntuple_friends)
+    masses = sorted(m for m in windows if m in sources and sources[m][0][0] > 0.0)
+    if not masses:
+        return None
+    lengths = [np.concatenate(pieces[m]) if pieces[m] else np.zeros(0) for m in masses]
+    return LifetimeResponse.measure(masses, [sources[m] for m in masses], lengths)
+
+
+def _count_decay_lengths(path, windows, pieces, mass_variable, selection, step_size, friends) -> None:
+    """Append to ``pieces[mass]`` the proper decay length of every counted candidate of ``path``."""
+    needed = sorted({"gen_mass", "proper_decay_length", mass_variable} | branches_used(selection))
+    for chunk in iterate_ntuple(path, needed, step_size=step_size, friends=friends):
+        keep = evaluate_cut(selection, chunk, len(chunk["gen_mass"]))
+        masses = np.round(chunk["gen_mass"][keep], 9)
+        candidates, lengths = chunk[mass_variable][keep], chunk["proper_decay_length"][keep]
+        for mass in np.unique(masses):
+            if mass not in windows:
+                continue
+            at = masses == mass
+            lower, upper = windows[mass]
+            counted = np.sum((candidates[at] >= lower) & (candidates[at] <= upper), axis=1)
+            pieces[mass].append(np.repeat(lengths[at], counted))
 
 
 def _peak_values(fit: MassFit) -> dict:
@@ -192,6 +241,12 @@ def run_shapes(config: dict, input_path=None, output_dir=None, *, progress: bool
                     fits[i] = refit
             advance(1)
     model = build_shape_model(fits, held_out, model_settings, truth, initial=model)
+    long_lived = layout.ntuple("kinfit", "alp_long_lived")
+    long_lived = long_lived if long_lived.is_file() else None
+    long_lived_friends = layout.friends("alp_long_lived", branches_used(settings["selection"])) if long_lived else ()
+    model.lifetime = lifetime_response(input_path, fits, settings["mass_variable"], settings["selection"],
+                                       friends=friends, long_lived=long_lived,
+                                       long_lived_friends=long_lived_friends)  # fmt: skip
     add_goodness_of_fit(model, {m: grouped[m][0][np.isfinite(grouped[m][0])] for m in model.held_out if m in grouped})
     path = model.save(layout.shapes_file)
     plots = []

@@ -43,6 +43,9 @@ class TwoPhotonResonanceEvents:
         The two photons from the P decay.
     decay_vertex : array (n, 3)
         P decay position (cm); the interaction point is the origin.
+    proper_decay_length : array (n,)
+        c t of each decay in the rest frame of P (cm): exponential with mean ``ctau``; the
+        flight distance is (p / m) times it.
     cos_theta_cm : array (n,)
         cos(theta*) of the recoil photon to the electron direction in the CM frame.
     """
@@ -51,6 +54,7 @@ class TwoPhotonResonanceEvents:
     daughters: np.ndarray
     decay_vertex: np.ndarray
     cos_theta_cm: np.ndarray
+    proper_decay_length: np.ndarray
 
 
 def generate_two_photon_resonance(
@@ -108,9 +112,6 @@ def generate_two_photon_resonance(
 
     parent = daughters.sum(axis=1)
     parent_momentum = np.linalg.norm(parent[:, 1:], axis=1)
-    if ctau > 0.0:
-        flight = rng.exponential(1.0, n) * ctau * parent_momentum / mass
-    else:
-        flight = np.zeros(n)
-    decay_vertex = parent[:, 1:] / parent_momentum[:, None] * flight[:, None]
-    return TwoPhotonResonanceEvents(recoil, daughters, decay_vertex, cos_theta)
+    proper = rng.exponential(1.0, n) * ctau if ctau > 0.0 else np.zeros(n)
+    decay_vertex = parent[:, 1:] / parent_momentum[:, None] * (proper * parent_momentum / mass)[:, None]
+    return TwoPhotonResonanceEvents(recoil, daughters, decay_vertex, cos_theta, proper)

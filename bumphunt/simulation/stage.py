@@ -54,6 +54,7 @@ from ..ntuple import (
     PAIRS,
     SAMPLE_IDS,
     SAMPLES,
+    SIGNAL_SAMPLES,
     NtupleWriter,
 )
 from ..plotting import plot_composition, save_figure
@@ -303,6 +304,7 @@ def run_resonance_task(task: ResonanceTask) -> ChunkResult:
             weight=weight * branches["trigger_efficiency"],
             gen_mass=np.full(n_passed, mass),
             decay_vertex=truth.decay_vertex[passed],
+            proper_decay_length=truth.proper_decay_length[passed],
         )
         pieces.append(branches)
         selected.append(n_passed)
@@ -327,14 +329,28 @@ class SamplePlan:
 def plan_signal(config: dict, reconstruction: Reconstruction) -> SamplePlan:
     """Tasks for the ALP signal grid: groups of masses of about ``chunk_size`` events."""
     signal = config["simulation"]["signal"]
-    masses = signal_masses(config)
-    n_per_mass = signal["events_per_mass"]
-    coupling = signal["coupling"]
+    return _plan_alp("alp", config, reconstruction, [signal["coupling"]], signal["events_per_mass"])
+
+
+def plan_long_lived_signal(config: dict, reconstruction: Reconstruction) -> SamplePlan:
+    """ALPs of smaller couplings (longer lifetimes) on the same mass grid, for the reach of the
+    efficiency's lifetime reweighting only (``simulation.signal.long_lived``)."""
+    long_lived = config["simulation"]["signal"]["long_lived"]
+    return _plan_alp("alp_long_lived", config, reconstruction, long_lived["couplings"], long_lived["events_per_mass"])
+
+
+def _plan_alp(sample: str, config: dict, reconstruction: Reconstruction, couplings, n_per_mass: int) -> SamplePlan:
+    """Tasks for ALPs on the mass grid at each of ``couplings``: groups of about ``chunk_size``
+    events; every (coupling, mass) has its own random stream."""
+    grid = signal_masses(config)
+    masses = np.tile(grid, len(couplings))
+    coupling = np.repeat(np.asarray(couplings, dtype=np.float64), len(grid))
     luminosity = config["luminosity"]
     sqrt_s = reconstruction.beams.sqrt_s
     born_cross_sections = physics.alp_cross_section(masses, coupling, sqrt_s)
     beam_effects = reconstruction.beam_effects
-    isr_factors = np.array([beam_effects.cross_section_factor(CrossSectionScaling(m, 0.0)) for m in masses])
+    isr_factors = np.array([beam_effects.cross_section_factor(CrossSectionScaling(m, 0.0)) for m in grid])
+    isr_factors = np.tile(isr_factors, len(couplings))
     cross_sections = born_cross_sections * isr_factors
     ctaus = physics.alp_ctau(masses, coupling)
     weights = cross_sections * luminosity / max(n_per_mass, 1)
@@ -344,7 +360,7 @@ def plan_signal(config: dict, reconstruction: Reconstruction) -> SamplePlan:
         group = slice(start, start + per_task)
         tasks.append(
             ResonanceTask(
-                "alp",
+                sample,
                 tuple(float(m) for m in masses[group]),
                 tuple(range(start, min(start + per_task, len(masses)))),
                 n_per_mass,
@@ -356,21 +372,25 @@ def plan_signal(config: dict, reconstruction: Reconstruction) -> SamplePlan:
         )
     metadata = {
         "description": "e+e- -> gamma a, a -> gamma gamma (ALP, 1 + cos^2 theta*, isotropic decay)",
-        "coupling_gev_inv": coupling,
+        "coupling_gev_inv": float(couplings[0]) if len(couplings) == 1 else [float(c) for c in couplings],
+        "purpose": "signal" if sample == "alp" else "efficiency versus lifetime only (bumphunt.models.lifetime)",
         "beam_effects": beam_effects.to_dict(),
         "masses": [
             {
                 "mass": float(m),
+                "coupling_gev_inv": float(g),
                 "cross_section_pb": float(x),
                 "born_cross_section_pb": float(born),
                 "isr_factor": float(factor),
                 "ctau_cm": float(c),
                 "n_generated": n_per_mass,
             }
-            for m, x, born, factor, c in zip(masses, cross_sections, born_cross_sections, isr_factors, ctaus)
+            for m, g, x, born, factor, c in zip(
+                masses, coupling, cross_sections, born_cross_sections, isr_factors, ctaus
+            )  # fmt: skip
         ],
     }
-    return SamplePlan("alp", tasks, run_resonance_task, metadata, n_per_mass * len(masses))
+    return SamplePlan(sample, tasks, run_resonance_task, metadata, n_per_mass * len(masses))
 
 
 def plan_meson(sample: str, config: dict, reconstruction: Reconstruction) -> SamplePlan:
@@ -501,6 +521,7 @@ def _reconstructed_chunk(task, reconstruction, rng, particles, origin, collision
         * branches["trigger_efficiency"],
         gen_mass=np.full(n_passed, np.nan),
         decay_vertex=np.zeros((n_passed, 3)),
+        proper_decay_length=np.zeros(n_passed),
     )
     return ChunkResult(
         branches,
@@ -716,6 +737,7 @@ def _radiative_return_sampler(vector, meson, cuts, sqrt_s):
 #: Sample -> the function that plans its tasks (config, reconstruction) -> SamplePlan.
 PLANNERS: dict[str, Callable[[dict, Reconstruction], SamplePlan]] = {
     "alp": plan_signal,
+    "alp_long_lived": plan_long_lived_signal,
     "ggg": plan_ggg,
     **{meson: functools.partial(plan_meson, meson) for meson in ("pi0_gamma", "eta_gamma", "etaprime_gamma")},
     "gg": plan_two_photon,
@@ -860,7 +882,7 @@ def _sample_metadata(plan: SamplePlan, counters: _Totals, config: dict, n_select
         "expected_events": counters.expected_events,
         **plan.metadata,
     }
-    if plan.sample == "alp":
+    if plan.sample in SIGNAL_SAMPLES:
         for entry, n_sel in zip(metadata["masses"], counters.n_selected_per_mass):
             entry["n_selected"] = n_sel
     if "reference_weight_pb" in plan.metadata and counters.n_generated:  # weighted, then unweighted samples

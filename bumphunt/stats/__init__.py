@@ -4,11 +4,26 @@ tests -> look-elsewhere.
 :mod:`~bumphunt.stats.likelihood` (the extended signal + Chebyshev likelihood of one mass
 hypothesis, numba), :mod:`~bumphunt.stats.asymptotic` (CLs from q~_mu, root finding of
 limits), :mod:`~bumphunt.stats.hypotest` (q0, Z, observed and expected CLs limits at one
-mass), :mod:`~bumphunt.stats.lookelsewhere` (Gross-Vitells global significance). The scan
-calls it at every mass; the counting experiment and the systematics extend it.
+mass), :mod:`~bumphunt.stats.lookelsewhere` (Gross-Vitells global significance),
+:mod:`~bumphunt.stats.counting` (the single-bin on/off likelihood of a counting experiment:
+closed-form profile, vectorised toys, the same asymptotic formulas). The scan calls it at
+every mass, the counting experiment at every window; the systematics will extend it.
 """
 
-from .asymptotic import cls_from_q, solve_increasing
+from .asymptotic import band_target, cls_from_q, expected_limits, gaussian_limit, pvalues_from_q, solve_increasing
+from .counting import (
+    AsymptoticCalculator,
+    CountingData,
+    CountingModel,
+    CountingPValues,
+    ToyCalculator,
+    counting_limits,
+    counting_pvalues,
+    counting_upper_limit,
+    discovery_pvalues,
+    evaluate_counting,
+    expected_bands,
+)
 from .hypotest import BANDS, HypothesisResult, evaluate_hypothesis, fit_discovery
 from .likelihood import (
     HypothesisData,
@@ -23,6 +38,21 @@ from .lookelsewhere import GlobalSignificance, global_significance, upcrossings
 
 __all__ = [
     "BANDS",
+    "AsymptoticCalculator",
+    "CountingData",
+    "CountingModel",
+    "CountingPValues",
+    "ToyCalculator",
+    "band_target",
+    "counting_limits",
+    "counting_pvalues",
+    "counting_upper_limit",
+    "discovery_pvalues",
+    "evaluate_counting",
+    "expected_bands",
+    "expected_limits",
+    "gaussian_limit",
+    "pvalues_from_q",
     "GlobalSignificance",
     "HypothesisData",
     "HypothesisFit",

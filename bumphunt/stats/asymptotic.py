@@ -10,19 +10,60 @@ import math
 
 from scipy import optimize, stats
 
+#: Expected-limit bands, in standard deviations of the background-only distribution.
+BANDS = (-2, -1, 0, 1, 2)
+
+
+def pvalues_from_q(q_mu: float, q_mu_asimov: float) -> tuple[float, float]:
+    """Asymptotic p_mu (= CLs+b) and 1 - p_b (= CLb) for the statistic q~_mu, given
+    q~_mu,A = mu^2/sigma^2 (Cowan et al. 2011, eqs. 65-66)."""
+    sqrt_qa = math.sqrt(max(q_mu_asimov, 1e-300))
+    if q_mu <= q_mu_asimov:
+        sqrt_q = math.sqrt(max(q_mu, 0.0))
+        return float(stats.norm.sf(sqrt_q)), float(stats.norm.sf(sqrt_q - sqrt_qa))
+    return (
+        float(stats.norm.sf((q_mu + q_mu_asimov) / (2.0 * sqrt_qa))),
+        float(stats.norm.sf((q_mu - q_mu_asimov) / (2.0 * sqrt_qa))),
+    )
+
 
 def cls_from_q(q_mu: float, q_mu_asimov: float) -> float:
     """Asymptotic CLs = p_mu / (1 - p_b) for the statistic q~_mu, given q~_mu,A = mu^2/sigma^2
     (Cowan et al. 2011, eqs. 65-66)."""
-    sqrt_qa = math.sqrt(max(q_mu_asimov, 1e-300))
-    if q_mu <= q_mu_asimov:
-        sqrt_q = math.sqrt(max(q_mu, 0.0))
-        cls_b = stats.norm.sf(sqrt_q)
-        cl_b = stats.norm.sf(sqrt_q - sqrt_qa)
-    else:
-        cls_b = stats.norm.sf((q_mu + q_mu_asimov) / (2.0 * sqrt_qa))
-        cl_b = stats.norm.sf((q_mu - q_mu_asimov) / (2.0 * sqrt_qa))
-    return float(cls_b / cl_b) if cl_b > 0 else 0.0
+    cls_b, cl_b = pvalues_from_q(q_mu, q_mu_asimov)
+    return cls_b / cl_b if cl_b > 0 else 0.0
+
+
+def gaussian_limit(mu_hat: float, sigma: float, alpha: float) -> float:
+    """The asymptotic CLs limit of a Gaussian estimate: mu_hat + sigma Phi^-1(1 - alpha
+    Phi(mu_hat / sigma)) (Cowan et al. 2011); where root finding of limits starts."""
+    return float(mu_hat + sigma * stats.norm.ppf(1.0 - alpha * stats.norm.cdf(mu_hat / sigma)))
+
+
+def band_target(band: float, alpha: float, *, cls: bool = True) -> float:
+    """sqrt(q~_mu,A) at the expected limit of ``band`` (standard deviations of the
+    background-only distribution): Phi^-1(1 - alpha Phi(N)) + N for CLs, Phi^-1(1 - alpha) + N
+    for CLs+b (Cowan et al. 2011, eq. 89 and its CLs form)."""
+    if cls:
+        return float(stats.norm.ppf(1.0 - alpha * stats.norm.cdf(band)) + band)
+    return float(stats.norm.isf(alpha) + band)
+
+
+def expected_limits(q_asimov, alpha: float, scale: float, *, cls: bool = True, bands=BANDS) -> dict[int, float]:
+    """Asymptotic expected upper limits: each band N solves sqrt(q~_mu,A(mu)) = :func:`band_target`.
+
+    ``q_asimov(mu)`` is q~_mu on the background-only Asimov data set; ``scale`` the rough
+    size of the limit (sigma of the signal estimate). A band whose target is not positive
+    (CLs+b below the median by more than Phi^-1(1 - alpha) sigma) has the limit 0.
+    """
+    limits = {}
+    for band in bands:
+        target = band_target(band, alpha, cls=cls)
+        if target <= 0.0:
+            limits[band] = 0.0
+            continue
+        limits[band] = solve_increasing(lambda mu, t=target: math.sqrt(q_asimov(mu)) - t, scale, guess=scale * target)
+    return limits
 
 
 def solve_increasing(function, scale: float, *, start: float = 0.0, guess: float | None = None) -> float:

@@ -13,11 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from .asymptotic import cls_from_q, solve_increasing
+from .asymptotic import BANDS, cls_from_q, expected_limits, gaussian_limit, solve_increasing
 from .likelihood import HypothesisData, HypothesisFit, HypothesisLikelihood
-
-#: Expected-limit bands, in standard deviations of the background-only distribution.
-BANDS = (-2, -1, 0, 1, 2)
 
 
 @dataclass(frozen=True)
@@ -119,12 +116,8 @@ def evaluate_hypothesis(data: HypothesisData, *, confidence_level: float = 0.95)
         return cls_from_q(q_tilde(mu), q_asimov(mu))
 
     sigma = max(free.errors[0], 1e-3)
-    expected = {}
-    for band in BANDS:
-        target = stats.norm.ppf(1.0 - alpha * stats.norm.cdf(band)) + band
-        expected[band] = solve_increasing(lambda mu, t=target: math.sqrt(q_asimov(mu)) - t, sigma, guess=sigma * target)
-    # asymptotic closed form with sigma from the fit: mu_hat + sigma Phi^-1(1 - alpha Phi(mu_hat / sigma))
-    guess = free.n_sig + sigma * stats.norm.ppf(1.0 - alpha * stats.norm.cdf(free.n_sig / sigma))
+    expected = expected_limits(q_asimov, alpha, sigma)
+    guess = gaussian_limit(free.n_sig, sigma, alpha)  # the closed form with sigma from the fit
     upper_limit = solve_increasing(lambda mu: alpha - cls(mu), sigma, start=max(free.n_sig, 0.0), guess=guess)
     status = "ok" if all(np.isfinite([upper_limit, *expected.values()])) else "limit not found"
     return HypothesisResult(

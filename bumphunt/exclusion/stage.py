@@ -1,0 +1,193 @@
+"""The exclusion stage: the scan's limits on signal events as limits on sigma(e+e- -> gamma a)
+and on g_agg, self-consistent with the ALP lifetime.
+
+For every scanned mass and every limit (observed, expected -2..+2 sigma) it solves
+N_UL = L sigma(m, g) eps(m, c tau(m, g)) (:func:`bumphunt.coupling.coupling_limit`) with the
+efficiency of the signal model, reweighted to the lifetime of each coupling
+(:mod:`bumphunt.models.lifetime`): the selection, kinematic fit and signal window are those
+the shape stage counted. Writes ``exclusion.csv`` / ``.json`` and the figures (cross-section
+limits with bands, the g_agg exclusion next to the published Belle II 2020 curve, the
+efficiency map) where :class:`~bumphunt.layout.OutputLayout` says.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from .._io import atomic_write_text, writable_folder
+from .._progress import progress_bar
+from ..coupling import REACH, coupling_limit, prompt_coupling_limit
+from ..errors import BumphuntError
+from ..kinematics import Beams
+from ..layout import OutputLayout
+from ..models.signal import ShapeModel
+from ..plotting import plot_coupling_exclusion, plot_cross_section_limits, plot_efficiency_map, save_figure
+from ..results import read_table
+
+#: The limits converted, by the scan table's column and the suffix of the exclusion's columns.
+LIMITS = {"ul_obs": "obs", "ul_exp_m2": "exp_m2", "ul_exp_m1": "exp_m1", "ul_exp": "exp", "ul_exp_p1": "exp_p1",
+          "ul_exp_p2": "exp_p2"}  # fmt: skip
+#: The columns of the exclusion table, in order: couplings (GeV^-1), cross-sections (pb), the
+#: efficiency (with its statistical error) and c tau (cm) at the observed limit, the observed
+#: limit converted with the generated ALPs' efficiency (prompt decays), every excluded
+#: interval of g, status.
+COLUMNS = (
+    "mass", *(f"g_{s}" for s in LIMITS.values()), *(f"xsec_{s}_pb" for s in LIMITS.values()),
+    "efficiency_at_limit", "efficiency_error_at_limit", "ctau_at_limit_cm", "g_obs_prompt", "excluded_obs", "status",
+)  # fmt: skip
+STRING_COLUMNS = ("excluded_obs", "status")
+PUBLISHED_FILE = "belle2_2020_alp_gagg_limit.csv"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExclusionResult:
+    """One row per scanned mass, as numpy columns (:data:`COLUMNS`), and the vetoed mass ranges."""
+
+    columns: dict[str, np.ndarray]
+    vetoed: dict[str, tuple[float, float]]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.columns[name]
+
+    def __len__(self) -> int:
+        return len(self.columns["mass"])
+
+
+@dataclass(frozen=True)
+class ExclusionSummary:
+    """What :func:`run_exclusion` produced."""
+
+    result: ExclusionResult
+    table_csv: Path
+    table_json: Path
+    plots: list[Path]
+    seconds: float
+
+
+def published_limit() -> tuple[np.ndarray, np.ndarray, str]:
+    """The published Belle II 2020 observed g_agg limit (PRL 125 (2020) 161806), digitised.
+
+    Returns
+    -------
+    mass (GeV), g_agg (GeV^-1) in plot order (the curve is not monotonic in mass), and the
+    source lines of the file.
+    """
+    text = resources.files("bumphunt.data").joinpath(PUBLISHED_FILE).read_text()
+    source = "\n".join(line[2:] for line in text.splitlines() if line.startswith("#"))
+    rows = list(csv.DictReader(line for line in text.splitlines() if not line.startswith("#")))
+    return (np.array([float(r["mass_gev"]) for r in rows]), np.array([float(r["g_agg_gev_inv"]) for r in rows]),
+            source)  # fmt: skip
+
+
+def exclusion_row(row: dict, model: ShapeModel, luminosity: float, sqrt_s: float) -> dict:
+    """The exclusion at one scanned mass from its row of the scan table."""
+    mass = float(row["mass"])
+    out = {"mass": mass, "excluded_obs": ""}
+    nan = math.nan
+    low, high = model.mass_range
+    if row["fit_status"] != "ok" or not low <= mass <= high:
+        reason = row["fit_status"] if row["fit_status"] != "ok" else "outside the signal model's mass range"
+        return {column: nan for column in COLUMNS} | out | {"status": reason}
+    efficiency = model.efficiency_of_lifetime(mass)
+    prompt = not callable(efficiency)
+    if prompt:
+        constant = efficiency
+        efficiency = lambda ctau: np.full(np.shape(ctau), constant)  # noqa: E731
+    unreached = []
+    for column, suffix in LIMITS.items():
+        limit = coupling_limit(float(row[column]), mass, luminosity, sqrt_s, efficiency)
+        out[f"g_{suffix}"], out[f"xsec_{suffix}_pb"] = limit.coupling, limit.cross_section_pb
+        if suffix == "obs":
+            observed = limit
+        elif limit.status == REACH:
+            unreached.append(suffix)
+    out["efficiency_at_limit"], out["ctau_at_limit_cm"] = observed.efficiency, observed.ctau_cm
+    out["efficiency_error_at_limit"] = (
+        float(model.efficiency_error(mass, observed.ctau_cm if not prompt else None)) if observed.ctau_cm > 0 else nan
+    )
+    out["g_obs_prompt"] = prompt_coupling_limit(float(row["ul_obs"]), mass, float(model.efficiency(mass)), luminosity,
+                                                sqrt_s)  # fmt: skip
+    out["excluded_obs"] = ";".join(f"{a:.6g}-{b:.6g}" for a, b in observed.excluded)
+    out["status"] = observed.status + (" (prompt efficiency: no lifetime map)" if prompt else "")
+    if unreached:
+        out["status"] += f"; {', '.join(unreached)} {REACH}"
+    return {column: out[column] for column in COLUMNS}
+
+
+def run_exclusion(
+    config: dict, output_dir=None, *, scan_table=None, shapes=None, progress: bool = True
+) -> ExclusionSummary:
+    """The exclusion stage of an analysis.
+
+    Parameters
+    ----------
+    config : dict
+        Validated configuration (``luminosity``, the beams, ``scan.shapes``).
+    output_dir : path, optional
+        Default ``<output_dir>/exclusion``.
+    scan_table : path, optional
+        The scan's ``results.json``; default the analysis' scan folder.
+    shapes : path, optional
+        The signal model the scan used; default ``scan.shapes`` or the analysis' shape file.
+    """
+    started = time.perf_counter()
+    layout = OutputLayout.from_config(config).with_stage_dir("exclusion", output_dir)
+    table_path = Path(scan_table) if scan_table else layout.scan_table_json
+    if not table_path.is_file():
+        raise BumphuntError(f"no scan results at {table_path}: run `bumphunt scan` first")
+    try:
+        scan = read_table(table_path)
+    except (ValueError, KeyError, TypeError) as error:
+        raise BumphuntError(f"{table_path}: not a bumphunt scan table ({error})") from None
+    model_path = Path(shapes or config["scan"]["shapes"] or layout.shapes_file)
+    model = ShapeModel.load(model_path)
+    luminosity, sqrt_s = float(config["luminosity"]), Beams.from_config(config).sqrt_s
+    writable_folder(layout.exclusion_dir)
+    rows = []
+    with progress_bar(progress) as bar:
+        advance = bar.add("coupling limits", len(scan))
+        for row in scan.rows():
+            rows.append(exclusion_row(row, model, luminosity, sqrt_s))
+            advance(1)
+    columns = {name: np.array([r[name] for r in rows], dtype=str if name in STRING_COLUMNS else np.float64)
+               for name in COLUMNS}  # fmt: skip
+    result = ExclusionResult(columns, scan.vetoed)
+    table_csv = atomic_write_text(layout.exclusion_table_csv, _csv(rows))
+    document = {"format": "bumphunt-exclusion", "version": 1, "luminosity_pb_inv": luminosity, "sqrt_s_gev": sqrt_s,
+                "alpha": "alpha(0) = 1/137.036", "shapes": str(model_path.resolve()),
+                "scan_table": str(table_path.resolve()), "vetoed": {k: list(v) for k, v in scan.vetoed.items()},
+                "rows": [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
+                         for r in rows]}  # fmt: skip
+    table_json = atomic_write_text(layout.exclusion_table_json, json.dumps(document, indent=1, allow_nan=False))
+    plots = []
+    if config["exclusion"]["plots"] and not np.isfinite(result["g_exp"]).any():
+        log.warning("no mass has a coupling limit: the exclusion figures are not drawn")
+    elif config["exclusion"]["plots"]:
+        published = published_limit()
+        plots.append(save_figure(plot_cross_section_limits(result), layout.exclusion_plot("cross_section_limits")))
+        exclusion_plot = plot_coupling_exclusion(result, published[:2])
+        plots.append(save_figure(exclusion_plot, layout.exclusion_plot("coupling_exclusion")))
+        if model.lifetime is not None:
+            plots.append(save_figure(plot_efficiency_map(model), layout.exclusion_plot("efficiency_map")))
+    return ExclusionSummary(result, table_csv, table_json, plots, time.perf_counter() - started)
+
+
+def _csv(rows: list[dict]) -> str:
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\r\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{v:.8g}" if isinstance(v, float) else v) for k, v in row.items()})
+    return buffer.getvalue()
