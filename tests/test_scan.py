@@ -197,16 +197,21 @@ def test_grid_and_upcrossings():
 
 
 @pytest.mark.slow
-def test_windows_are_cut_at_the_floor_and_stay_normalised(analysis):
+def test_windows_are_cut_at_the_floor_and_ceiling_and_stay_normalised(analysis):
     from scipy import integrate
 
     model = load_model(str(OutputLayout.from_config(analysis).shapes_file.resolve()))
-    settings = {"window_sigmas": 20.0, "window_floor": 0.3}
+    settings = {"window_sigmas": 20.0, "window_floor": 0.3, "window_ceiling": 2.1}
     shape = window_shape(model, 0.4, settings)
     assert shape.lower == 0.3 and shape.upper == pytest.approx(0.4 + 20 * float(model.resolution(0.4)), rel=1e-3)
     area = integrate.quad(lambda x: shape.pdf(x)[0], shape.lower, shape.upper, points=[shape.mu], limit=200)[0]
     assert area == pytest.approx(1.0, rel=1e-6)
-    assert window_shape(model, 2.0, settings).lower > 0.3  # far from the floor: untouched
+    assert window_shape(model, 1.0, settings).lower > 0.3  # far from the floor: untouched
+    top = window_shape(model, 2.0, settings)
+    assert top.upper == 2.1 and top.lower == pytest.approx(2.0 - 20 * float(model.resolution(2.0)), rel=1e-3)
+    area = integrate.quad(lambda x: top.pdf(x)[0], top.lower, top.upper, points=[top.mu], limit=200)[0]
+    assert area == pytest.approx(1.0, rel=1e-6)
+    assert window_shape(model, 2.0, {**settings, "window_ceiling": None}).upper > 2.1
 
 
 @pytest.mark.slow

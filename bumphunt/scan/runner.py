@@ -59,10 +59,14 @@ class ScanTask:
 
 def window_shape(model: ShapeModel, mass: float, settings: dict) -> SignalShape:
     """Signal shape at ``mass`` in its fit window: +-window_sigmas resolutions, cut below at
-    ``window_floor``, where the diphoton spectrum turns on and no polynomial follows it."""
+    ``window_floor``, where the diphoton spectrum turns on and no polynomial follows it, and
+    above at ``window_ceiling`` (when set), where a selection ends the spectrum."""
     shape = model.shape(mass, window_sigmas=settings["window_sigmas"])
     if shape.lower < settings["window_floor"]:
         shape = shape.with_window(settings["window_floor"], shape.upper)
+    ceiling = settings.get("window_ceiling")
+    if ceiling is not None and shape.upper > ceiling:
+        shape = shape.with_window(shape.lower, max(ceiling, shape.lower))
     return shape
 
 

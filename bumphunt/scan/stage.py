@@ -56,7 +56,9 @@ from .runner import (
 log = logging.getLogger(__name__)
 
 #: The settings of the ``scan`` section that change the numbers of a mass point.
-POINT_SETTINGS = ("window_sigmas", "window_floor", "background_order", "confidence_level", "binned_above")
+POINT_SETTINGS = (
+    "window_sigmas", "window_floor", "window_ceiling", "background_order", "confidence_level", "binned_above",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
