@@ -302,6 +302,16 @@ class ShapeModel:
             return float(self.efficiency(mass))
         return lambda ctau: self.efficiency(mass, ctau)
 
+    def windowed(self, mass: float, *, window_sigmas=None, floor: float = 0.0, ceiling=None) -> SignalShape:
+        """:meth:`shape` in the scan's window: +-``window_sigmas`` resolutions, cut below at
+        ``floor`` and above at ``ceiling`` (GeV, None: not cut), renormalised there."""
+        shape = self.shape(mass, window_sigmas=window_sigmas)
+        if shape.lower < floor:
+            shape = shape.with_window(floor, shape.upper)
+        if ceiling is not None and shape.upper > ceiling:
+            shape = shape.with_window(shape.lower, max(ceiling, shape.lower))
+        return shape
+
     def shape(self, mass: float, *, window_sigmas: float | None = None) -> SignalShape:
         """The signal shape at ``mass`` in a window of +-``window_sigmas`` resolutions.
 

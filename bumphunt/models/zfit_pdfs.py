@@ -5,6 +5,7 @@ zfit and TensorFlow are imported only when one of these functions is called.
 
 from __future__ import annotations
 
+import functools
 import math
 
 from .signal import SignalShape
@@ -40,30 +41,67 @@ def zfit_peak(obs, params, n_l, n_r):
     return zfit.pdf.SumPDF([gauss, pdf], fracs=[params["gauss_fraction"]])
 
 
-def zfit_combinatorial(obs, c1, edge: float, edge_width: float):
-    """The wrong pairings in zfit: Chebyshev of first order, times the smeared endpoint."""
+def zfit_combinatorial(obs, c1, edge, edge_width):
+    """The wrong pairings in zfit: (1 + c1 x') times the smeared endpoint, normalised in closed form.
+
+    ``c1``, ``edge`` and ``edge_width`` may be numbers or zfit parameters; a number ``edge``
+    of +inf gives the plain first-order Chebyshev (no endpoint).
+    """
     import zfit
 
-    chebyshev = zfit.pdf.Chebyshev(obs=obs, coeffs=[c1])
-    if not math.isfinite(edge):
-        return chebyshev
-    return zfit.pdf.ProductPDF([chebyshev, _zfit_endpoint_class()(edge=edge, width=edge_width, obs=obs)])
+    if isinstance(edge, (int, float)) and not math.isfinite(edge):
+        return zfit.pdf.Chebyshev(obs=obs, coeffs=[c1])
+    return _wrong_pairings_class()(c1=c1, edge=edge, width=edge_width, obs=obs)
 
 
-def _zfit_endpoint_class():
-    """A zfit PDF erfc((x - edge) / (sqrt(2) width)) / 2, normalised numerically by zfit."""
+def edge_integrals_tf(lower, upper, edge, width, window_lower, window_upper):
+    """:func:`bumphunt.models.dscb.edge_integrals` in TensorFlow, over any [lower, upper] inside
+    the window whose Chebyshev variable x' is used: K0 of e(x) and K1 of x' e(x)."""
+    import tensorflow as tf
+
+    scale = math.sqrt(2.0) * width
+
+    def antiderivatives(z):
+        gauss = tf.exp(-z * z) / math.sqrt(math.pi)
+        erfc = tf.math.erfc(z)
+        return z * erfc - gauss, 0.5 * z * z * erfc - 0.5 * z * gauss + 0.25 * tf.math.erf(z)
+
+    f0_low, f1_low = antiderivatives((lower - edge) / scale)
+    f0_high, f1_high = antiderivatives((upper - edge) / scale)
+    a = 2.0 * (edge - window_lower) / (window_upper - window_lower) - 1.0
+    b = 2.0 * scale / (window_upper - window_lower)
+    k0 = 0.5 * scale * (f0_high - f0_low)
+    k1 = 0.5 * scale * (a * (f0_high - f0_low) + b * (f1_high - f1_low))
+    return k0, k1
+
+
+@functools.cache
+def _wrong_pairings_class():
+    """A zfit PDF (1 + c1 x') erfc((x - edge) / (sqrt(2) width)) / 2, x' in [-1, 1] on its space,
+    with its integral over any range in closed form (:func:`edge_integrals_tf`)."""
     import tensorflow as tf
     import zfit
 
-    class SmearedEndpoint(zfit.pdf.ZPDF):
-        _PARAMS = ["edge", "width"]
+    class WrongPairings(zfit.pdf.ZPDF):
+        _PARAMS = ["c1", "edge", "width"]
         _N_OBS = 1
 
         def _unnormalized_pdf(self, x):
             x = zfit.z.unstack_x(x)
-            return 0.5 * tf.math.erfc((x - self.params["edge"]) / (math.sqrt(2.0) * self.params["width"]))
+            lower, upper = self.space.v1.lower, self.space.v1.upper
+            scaled = 2.0 * (x - lower) / (upper - lower) - 1.0
+            edge, width = self.params["edge"], self.params["width"]
+            return (1.0 + self.params["c1"] * scaled) * 0.5 * tf.math.erfc((x - edge) / (math.sqrt(2.0) * width))
 
-    return SmearedEndpoint
+    def integral(limits, norm, params, model):
+        del norm
+        lower, upper = limits.v1.lower, limits.v1.upper
+        k0, k1 = edge_integrals_tf(lower, upper, params["edge"], params["width"], *model.space.v1.limits)
+        return k0 + params["c1"] * k1
+
+    any_range = zfit.Space(axes=0, limits=(zfit.Space.ANY_LOWER, zfit.Space.ANY_UPPER))
+    WrongPairings.register_analytic_integral(func=integral, limits=any_range)
+    return WrongPairings
 
 
 def peak_constants(shape: SignalShape) -> dict:

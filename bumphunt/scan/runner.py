@@ -61,13 +61,8 @@ def window_shape(model: ShapeModel, mass: float, settings: dict) -> SignalShape:
     """Signal shape at ``mass`` in its fit window: +-window_sigmas resolutions, cut below at
     ``window_floor``, where the diphoton spectrum turns on and no polynomial follows it, and
     above at ``window_ceiling`` (when set), where a selection ends the spectrum."""
-    shape = model.shape(mass, window_sigmas=settings["window_sigmas"])
-    if shape.lower < settings["window_floor"]:
-        shape = shape.with_window(settings["window_floor"], shape.upper)
-    ceiling = settings.get("window_ceiling")
-    if ceiling is not None and shape.upper > ceiling:
-        shape = shape.with_window(shape.lower, max(ceiling, shape.lower))
-    return shape
+    return model.windowed(mass, window_sigmas=settings["window_sigmas"], floor=settings["window_floor"],
+                          ceiling=settings.get("window_ceiling"))  # fmt: skip
 
 
 def _snap_to_bins(shape: SignalShape, edges: np.ndarray) -> SignalShape | None:
