@@ -121,10 +121,16 @@ class ScanResult:
 
 def table_csv(result: ScanResult) -> str:
     """The results table as CSV text: floats to 8 significant digits, NaN as ``nan``."""
+    return rows_csv(result.rows(), COLUMNS)
+
+
+def rows_csv(rows, columns) -> str:
+    """Rows (dicts) as CSV text with the header ``columns``: floats to 8 significant digits,
+    NaN as ``nan``, other keys left out."""
     buffer = io.StringIO(newline="")
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\r\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\r\n")
     writer.writeheader()
-    for row in result.rows():
+    for row in rows:
         writer.writerow({k: (f"{v:.8g}" if isinstance(v, float) else v) for k, v in row.items()})
     return buffer.getvalue()
 

@@ -13,7 +13,6 @@ efficiency map) where :class:`~bumphunt.layout.OutputLayout` says.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import logging
 import math
@@ -32,7 +31,7 @@ from ..kinematics import Beams
 from ..layout import OutputLayout
 from ..models.signal import ShapeModel
 from ..plotting import plot_coupling_exclusion, plot_cross_section_limits, plot_efficiency_map, save_figure
-from ..results import read_table
+from ..results import read_table, rows_csv
 
 #: The limits converted, by the scan table's column and the suffix of the exclusion's columns.
 LIMITS = {"ul_obs": "obs", "ul_exp_m2": "exp_m2", "ul_exp_m1": "exp_m1", "ul_exp": "exp", "ul_exp_p1": "exp_p1",
@@ -164,7 +163,7 @@ def run_exclusion(
     columns = {name: np.array([r[name] for r in rows], dtype=str if name in STRING_COLUMNS else np.float64)
                for name in COLUMNS}  # fmt: skip
     result = ExclusionResult(columns, scan.vetoed)
-    table_csv = atomic_write_text(layout.exclusion_table_csv, _csv(rows))
+    table_csv = atomic_write_text(layout.exclusion_table_csv, rows_csv(rows, COLUMNS))
     document = {"format": "bumphunt-exclusion", "version": 1, "luminosity_pb_inv": luminosity, "sqrt_s_gev": sqrt_s,
                 "alpha": "alpha(0) = 1/137.036", "shapes": str(model_path.resolve()),
                 "scan_table": str(table_path.resolve()), "vetoed": {k: list(v) for k, v in scan.vetoed.items()},
@@ -182,12 +181,3 @@ def run_exclusion(
         if model.lifetime is not None:
             plots.append(save_figure(plot_efficiency_map(model), layout.exclusion_plot("efficiency_map")))
     return ExclusionSummary(result, table_csv, table_json, plots, time.perf_counter() - started)
-
-
-def _csv(rows: list[dict]) -> str:
-    buffer = io.StringIO(newline="")
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\r\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (f"{v:.8g}" if isinstance(v, float) else v) for k, v in row.items()})
-    return buffer.getvalue()

@@ -172,24 +172,21 @@ class LifetimeResponse:
         (constant beyond the generated masses); R(K_MIN) below K_MIN; NaN beyond the reach of
         a neighbour that enters (K_MAX times its longest simulated lifetime).
         """
-        mass, ctau = np.broadcast_arrays(np.asarray(mass, dtype=np.float64), np.asarray(ctau, dtype=np.float64))
-        out = np.full(mass.shape, np.nan)
-        for value in np.unique(mass[np.isfinite(mass)]):
-            at = mass == value
-            out[at] = self._at_mass(float(value), ctau[at])
-        return out
+        return self._interpolate(self.ratio, mass, ctau)
 
     def ratio_error(self, mass, ctau) -> np.ndarray:
         """The statistical standard error of R at ``mass`` and ``ctau``, interpolated as R is."""
+        return self._interpolate(self.error, mass, ctau)
+
+    def _interpolate(self, table: np.ndarray, mass, ctau) -> np.ndarray:
         mass, ctau = np.broadcast_arrays(np.asarray(mass, dtype=np.float64), np.asarray(ctau, dtype=np.float64))
         out = np.full(mass.shape, np.nan)
         for value in np.unique(mass[np.isfinite(mass)]):
             at = mass == value
-            out[at] = self._at_mass(float(value), ctau[at], self.error)
+            out[at] = self._at_mass(table, float(value), ctau[at])
         return out
 
-    def _at_mass(self, mass: float, ctau: np.ndarray, table: np.ndarray | None = None) -> np.ndarray:
-        table = self.ratio if table is None else table
+    def _at_mass(self, table: np.ndarray, mass: float, ctau: np.ndarray) -> np.ndarray:
         i = int(np.clip(np.searchsorted(self.masses, mass) - 1, 0, max(len(self.masses) - 2, 0)))
         neighbours = (i, min(i + 1, len(self.masses) - 1))
         low, high = self.masses[neighbours[0]], self.masses[neighbours[1]]
