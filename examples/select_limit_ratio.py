@@ -1,9 +1,9 @@
 """Expected cross-section limit of the scan on the Punzi-net-selected events over the one on the
 pre-selection, per mass (the figure in docs/select.md).
 
-Run after ``bumphunt run`` with ``--set shapes.selection="punzi_selected == 1"`` (shapes and
-scan on the selected events, in <analysis>/bumphunt_output); the pre-selection's shapes and
-scan are made here, in shapes_preselection/ and scan_preselection/ beside them.
+Run after ``bumphunt run`` (shapes and scan on the selected events, the default, in
+<analysis>/bumphunt_output); the pre-selection's shapes and scan are made here, in
+shapes_preselection/ and scan_preselection/ beside them.
 
 Usage: python examples/select_limit_ratio.py [ANALYSIS_OUTPUT_DIR] [--figure PATH]
 """

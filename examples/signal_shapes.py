@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from bumphunt.config import load_config
+from bumphunt.cuts import branches_used
 from bumphunt.layout import OutputLayout
 from bumphunt.models import ShapeModel
 from bumphunt.plotting import plot_shape_fits, plot_shape_parameters, save_figure
@@ -69,9 +70,10 @@ def main() -> None:
     print(resolution_table(model))
     figures = Path(args.figures)
     save_figure(plot_shape_parameters(model), figures / "shape_parameters.png", dpi=60)
-    grouped, _ = signal_candidates(
-        model.settings["source"], model.settings["mass_variable"], model.settings["selection"]
-    )
+    source, selection = Path(model.settings["source"]), model.settings["selection"]
+    # the Punzi-net's decision lives in the analysis' select/ friend of the kinematic-fit ntuple
+    friends = OutputLayout(source.parents[1]).friends(source.stem, branches_used(selection))
+    grouped, _ = signal_candidates(source, model.settings["mass_variable"], selection, friends=friends)
     for mass in args.masses:
         nearest = min(grouped, key=lambda m: abs(m - mass))
         plot_shape_fits(model, grouped, figures / f"shape_fit_{round(1e3 * nearest):d}.png", masses=[nearest])

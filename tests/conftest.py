@@ -8,6 +8,7 @@ import pytest
 
 from bumphunt.config import load_config
 from bumphunt.kinfit import run_kinfit
+from bumphunt.select import run_select
 from bumphunt.shapes import run_shapes
 from bumphunt.simulation import run_simulation
 
@@ -40,8 +41,16 @@ def default_analysis(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def default_shapes(default_analysis):
-    """The signal shapes of the default analysis on the pre-selection, with the warnings they logged."""
+def default_selected(default_analysis):
+    """The Punzi-net trained with the default settings on the default analysis (a few minutes)."""
+    return default_analysis, run_select(default_analysis, progress=False)
+
+
+@pytest.fixture(scope="session")
+def default_shapes(default_selected):
+    """The signal shapes of the default analysis on the Punzi-net-selected events (the default
+    ``shapes.selection``), with the warnings they logged."""
+    config, _ = default_selected
     with collect_logs("bumphunt") as records:
-        summary = run_shapes(default_analysis, progress=False)
-    return default_analysis, summary, [r.getMessage() for r in records if r.levelno >= logging.WARNING]
+        summary = run_shapes(config, progress=False)
+    return config, summary, [r.getMessage() for r in records if r.levelno >= logging.WARNING]

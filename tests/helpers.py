@@ -12,9 +12,11 @@ PRESELECTION = load_config()["select"]["preselection"]
 
 
 def small_config(tmp_path, **overrides):
-    """The default configuration scaled down, writing below ``tmp_path``."""
+    """The default configuration scaled down, writing below ``tmp_path``; the shapes and the scan
+    cut on the pre-selection, since these tests run no selection stage."""
     settings = {
         "output_dir": str(tmp_path / "out"),
+        "shapes.selection": load_config()["select"]["preselection"],
         "simulation.chunk_size": 5000,
         "simulation.workers": 1,
         "simulation.signal.masses": {"start": 0.5, "stop": 6.5, "step": 3.0},

@@ -221,9 +221,9 @@ def test_shapes_command(tmp_path):
     args = ["--set", f"output_dir={tmp_path}", "-q", *grid]
     assert runner.invoke(main, ["simulate", "--sample", "alp", *args]).exit_code == 0
     assert runner.invoke(main, ["kinfit", *args]).exit_code == 0
-    unselected = runner.invoke(main, ["shapes", *args, "--set", "shapes.selection=punzi_selected == 1"])
+    unselected = runner.invoke(main, ["shapes", *args])  # the default cuts on the Punzi-net's decision
     assert unselected.exit_code == 2 and "run `bumphunt select` first" in unselected.output
-    result = runner.invoke(main, ["shapes", *args])
+    result = runner.invoke(main, ["shapes", *args, "--set", "shapes.selection=fit_status == 0 and fit_pvalue > 0.01"])
     assert result.exit_code == 0, result.output
     assert "signal shapes: 19/19 masses fitted, 4 held out" in result.output
     assert (tmp_path / "shapes" / "signal_shapes.json").is_file()

@@ -6,14 +6,13 @@ import pytest
 
 from bumphunt.coupling import cross_section_limit
 from bumphunt.scan import run_scan
-from bumphunt.select import run_select
 from bumphunt.shapes import run_shapes
 
 
 @pytest.fixture(scope="module")
-def selected_default(default_analysis):
+def selected_default(default_selected):
     """The Punzi-net trained with the default settings on the default analysis."""
-    return default_analysis, run_select(default_analysis, progress=False)
+    return default_selected
 
 
 def _rows(summary, held_out: bool):
@@ -45,9 +44,10 @@ def test_one_punzi_cut_against_cuts_optimised_per_mass(selected_default):
 @pytest.mark.slow
 def test_scan_on_selected_events_gives_better_expected_limits(selected_default, default_shapes, tmp_path):
     config, _ = selected_default
-    _, preselected, _ = default_shapes
-    selected = run_shapes(dict(config, shapes=dict(config["shapes"], selection="punzi_selected == 1", plots=False)),
-                          output_dir=tmp_path / "shapes", progress=False)  # fmt: skip
+    _, selected, _ = default_shapes
+    assert selected.model.settings["selection"] == "punzi_selected == 1"
+    preselection = dict(config["shapes"], selection=config["select"]["preselection"], plots=False)
+    preselected = run_shapes(dict(config, shapes=preselection), output_dir=tmp_path / "shapes", progress=False)
     limits = {}
     for name, shapes in (("preselection", preselected), ("selected", selected)):
         scan = dict(config["scan"], shapes=str(shapes.path), step_gev=0.1, global_toys=0, plots=False)

@@ -304,7 +304,8 @@ def test_held_out_masses_spread_over_the_grid():
 
 @pytest.fixture(scope="module")
 def shape_stage(default_shapes):
-    """The default signal sample (205 masses, 20,000 events each): simulated, fitted, shapes."""
+    """The default signal sample (205 masses, 20,000 events each): simulated, fitted, selected
+    by the Punzi-net, shapes."""
     return default_shapes
 
 
@@ -348,7 +349,10 @@ def test_truth_matched_fraction_steps_to_one_past_the_endpoint(shape_stage):
 def test_interpolation_generalises_to_held_out_masses(shape_stage):
     _, summary, _ = shape_stage
     checks = summary.model.validation["summary"]
-    assert checks["n_held_out_fitted"] == 22
+    # every held-out mass the Punzi-net keeps is fitted; it rejects the ALPs above ~9.8 GeV,
+    # heavier than it was trained on (docs/select.md)
+    assert len(summary.model.held_out) == 22
+    assert checks["n_held_out_fitted"] == sum(m < 9.8 for m in summary.model.held_out) >= 21
     assert checks["mu_within_2_errors"] >= 0.9
     assert checks["width_within_2_errors"] >= 0.9
     assert checks["gof_pvalue_above_0.01"] >= 0.9
@@ -361,16 +365,19 @@ def test_resolution_matches_the_kinematic_fit(shape_stage):
     from bumphunt.cuts import branches_used, evaluate_cut
     from bumphunt.ntuple import read_ntuple, truth_matched_pairs
 
+    from bumphunt.layout import OutputLayout
+
     config, summary, _ = shape_stage
     selection = summary.model.settings["selection"]
+    friends = OutputLayout.from_config(config).friends("alp", branches_used(selection))
     data = read_ntuple(summary.model.settings["source"], sorted({"gen_mass", "photon_origin", "m_gg_fit"} |
-                                                                branches_used(selection)))  # fmt: skip
+                                                                branches_used(selection)), friends=friends)  # fmt: skip
     selected = evaluate_cut(selection, data, len(data["gen_mass"]))
     for mass in (0.475, 1.025, 3.025, 6.025, 9.025):
         at_mass = (data["gen_mass"] == mass) & selected
         matched = truth_matched_pairs(data["photon_origin"][at_mass])
         width = core_width(data["m_gg_fit"][at_mass][matched])
-        # 16,000 candidates: the sample's own width is known to 1 %
+        # 6,000-11,000 selected candidates: the sample's own width is known to 1-1.5 %
         assert summary.model.resolution(mass) == pytest.approx(width, rel=0.03), mass
 
 
@@ -386,7 +393,7 @@ def test_example_writes_the_documented_tables_and_figures(shape_stage, tmp_path)
     result = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and line[2].isdigit()]
-    assert len(rows) == 22
+    assert len(rows) == summary.model.validation["summary"]["n_held_out_fitted"] >= 21
     assert {p.name for p in tmp_path.iterdir()} == {"shape_parameters.png", "shape_fit_7475.png", "shape_fit_7275.png"}
 
 
