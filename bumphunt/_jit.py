@@ -9,7 +9,14 @@ kernels.
 
 from __future__ import annotations
 
-import numba
+import os
+
+# idle OpenMP threads of the parallel kernels sleep instead of spinning: spinning threads
+# starve the next small kernel (the shape fits call one tens of thousands of times) whenever
+# anything else runs on the cores, up to 100 times slower; read when the runtime starts
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numba  # noqa: E402
 
 _OPTIONS = {"cache": True, "error_model": "numpy", "fastmath": False}
 
