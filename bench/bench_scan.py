@@ -5,7 +5,9 @@ quadratic background), times the fit + p0 + observed and expected CLs limits of
 ``bumphunt.stats.evaluate_hypothesis``, unbinned and binned (2000 bins, what the scan
 uses above ``scan.binned_above`` candidates), and, when the optional ``root`` package is
 installed, RooStats' AsymptoticCalculator + HypoTestInverter (20-point scan) on the same
-spectrum. With ``--full-scan`` it also times ``bumphunt scan`` on an existing default analysis.
+spectrum; and the binned point with the default analysis' systematic sources. With
+``--full-scan`` it also times ``bumphunt scan`` on an existing default analysis, with the
+systematics on (the default) and off.
 
 Usage: python bench/bench_scan.py [--repeat K] [--full-scan]
 The last line of output is one JSON object with the figures.
@@ -46,8 +48,10 @@ def main() -> None:
     parser.add_argument("--full-scan", action="store_true", help="also time `bumphunt scan` on the default analysis")
     options = parser.parse_args()
 
+    from bumphunt.config import load_config
     from bumphunt.models import SignalShape
-    from bumphunt.stats import evaluate_hypothesis, hypothesis_data
+    from bumphunt.stats import evaluate_hypothesis, hypothesis_data, nuisances_at
+    from bumphunt.systematics import Systematics
 
     shape = SignalShape(3.0, 0.013, 0.013, 1.5, 10.0, 1.5, 10.0, 0.95, 0.1, 3.0 - 0.26, 3.0 + 0.26)
     rng = np.random.default_rng(1)
@@ -65,6 +69,14 @@ def main() -> None:
         figures[f"unbinned_seconds_per_point_{key}"] = best_time(
             lambda x=x: evaluate_hypothesis(hypothesis_data(x, shape)), 1 if n_events > 100_000 else options.repeat
         )
+        # the default analysis' systematic sources: two normalisations, peak position and width,
+        # the interpolation's position and width (at sizes typical of the default shapes)
+        nuisances = nuisances_at(Systematics.from_config(load_config()["systematics"]), shape, 3.0,
+                                 lambda mass: (3e-4, 0.02))  # fmt: skip
+        figures[f"systematics_seconds_per_point_{key}"] = best_time(
+            lambda x=x, n=nuisances: evaluate_hypothesis(hypothesis_data(x, shape, bins=2000, nuisances=n)),
+            options.repeat,
+        )
         try:
             import ROOT  # noqa: F401
 
@@ -77,13 +89,18 @@ def main() -> None:
             figures[f"speedup_over_roostats_{key}"] = reference / seconds
         print({k: v for k, v in figures.items() if key in k}, flush=True)
     if options.full_scan:
-        from bumphunt.config import load_config
         from bumphunt.scan import run_scan
 
-        config = load_config(None, {"scan.global_toys": 0, "scan.plots": False})
-        summary = run_scan(config, output_dir="bench_scan_output", resume=False, progress=False)
-        figures["full_default_scan_seconds"] = summary.seconds
+        for name, overrides in (("", {}), ("_statistics_only", {"systematics.sources": []})):
+            config = load_config(None, {"scan.global_toys": 0, "scan.plots": False, "systematics.impact_step": 0,
+                                        **overrides})  # fmt: skip
+            summary = run_scan(config, output_dir="bench_scan_output", resume=False, progress=False)
+            figures[f"full_default_scan_seconds{name}"] = summary.seconds
+            figures[f"full_default_scan_seconds_per_point{name}"] = summary.seconds / len(summary.result)
         figures["full_default_scan_points"] = len(summary.result)
+        figures["systematics_cost_ratio"] = (
+            figures["full_default_scan_seconds"] / figures["full_default_scan_seconds_statistics_only"]
+        )
     print(json.dumps(figures))
 
 

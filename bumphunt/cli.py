@@ -378,6 +378,8 @@ def scan(config_path, settings, output, workers, scheduler, no_resume, quiet):
 
 
 def _run_scan(config, *, output=None, workers=None, scheduler=None, resume=True, quiet=False):
+    import numpy as np
+
     from .scan import run_scan
 
     summary = run_scan(
@@ -391,6 +393,13 @@ def _run_scan(config, *, output=None, workers=None, scheduler=None, resume=True,
     )
     if result.dropped_candidates:
         click.echo(f"scan: {result.dropped_candidates} data candidates with a NaN or infinite mass left out")
+    if summary.impacts is not None and summary.impacts.rows:
+        total = summary.impacts.relative_impact(None)
+        click.echo(
+            f"scan: systematics ({', '.join(summary.impacts.sources)}) raise the median expected limit by "
+            f"{100 * np.nanmedian(total):.1f} % (median of {len(total)} masses) "
+            f"-> {summary.table_csv.parent / 'impacts.csv'}"
+        )
     return summary
 
 

@@ -23,6 +23,7 @@ import yaml
 
 from .errors import ConfigError
 from .kinematics import Beams
+from .systematics import Systematics
 
 DEFAULT_CONFIG_NAME = "default.yaml"
 
@@ -183,6 +184,7 @@ def _check_semantics(config: dict) -> None:
         raise ConfigError(
             "config error at 'detector.tracking.theta_min_deg': must be below detector.tracking.theta_max_deg"
         )
+    Systematics.from_config(config["systematics"])  # repeated names, unordered size tables
     preselection = config["preselection"]
     if preselection["m_ggg_min"] >= preselection["m_ggg_max"]:
         raise ConfigError("config error at 'preselection.m_ggg_min': must be below preselection.m_ggg_max")
@@ -229,6 +231,8 @@ def schema_table_markdown() -> str:
         for key, spec in node.get("properties", {}).items():
             path = f"{prefix}.{key}" if prefix else key
             kind = spec.get("type") or " or ".join(map(repr, spec.get("enum", [])))
+            if "anyOf" in spec:
+                kind = " or ".join(str(a.get("type") or repr(a.get("const"))) for a in spec["anyOf"])
             lines.append(f"| `{path}` | {kind} | {spec.get('description', '')} |")
             if spec.get("type") == "object":
                 walk(spec, path)

@@ -374,6 +374,25 @@ def plot_local_significance(result, *, ax=None):
     return ax
 
 
+def plot_systematic_impacts(impacts, *, ax=None, limit: str = "ul_exp"):
+    """Relative impact of each systematic source on the median expected (or, with ``limit`` =
+    "ul_obs", observed) limit versus mass: UL(all) / UL(without the source) - 1, and of all
+    together, UL(all) / UL(statistics only) - 1 (a :class:`bumphunt.scan.impacts.ImpactTable`)."""
+    mass = np.array([row["mass"] for row in impacts.rows])
+    with _style(ax is None):
+        ax = _new_axes(ax, (12, 6))
+        ax.plot(mass, 100 * impacts.relative_impact(None, limit), "k-", linewidth=2, label="all sources")
+        for index, source in enumerate(impacts.sources):
+            ax.plot(mass, 100 * impacts.relative_impact(source, limit), "o-", color=f"C{index}", markersize=3,
+                    linewidth=1, label=source)  # fmt: skip
+        ax.axhline(0.0, color="grey", linewidth=0.5)
+        ax.set_xlabel(r"$m_a$ [GeV]")
+        what = "median expected" if limit == "ul_exp" else "observed"
+        ax.set_ylabel(f"{what} limit: change by the source [%]")
+        ax.legend(fontsize=12, ncol=2)
+    return ax
+
+
 def plot_hypothesis_fit(data, fit, *, ax=None, bins: int = 80, title: str = "", pulls: bool = True):
     """Candidates in the window of one mass hypothesis with the fitted signal and background.
 
@@ -400,15 +419,18 @@ def plot_hypothesis_fit(data, fit, *, ax=None, bins: int = 80, title: str = "", 
     histogram.view().value, histogram.view().variance = counts, counts  # Poisson errors of what is fitted
     centres, width = axis.centers, axis.widths[0]
     fine = np.linspace(shape.lower, shape.upper, 600)
-    n_sig, n_bkg = fit.values[0], fit.values[1]
-    background = background_density(fine, fit.values[2:], shape.lower, shape.upper)
+    order, nuisances = data.order, data.nuisances
+    thetas = fit.values[2 + order :]
+    n_sig, n_bkg = fit.values[0] * nuisances.signal_factor(thetas), fit.values[1]
+    background = background_density(fine, fit.values[2 : 2 + order], shape.lower, shape.upper)
+    signal = nuisances.signal_density(fine, shape.pdf(fine), thetas)
     with _style(ax is None):
         ax_pull = None
         if ax is None and pulls:
             _, (ax, ax_pull) = _subplots(2, 1, figsize=(10, 8), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
         ax = _new_axes(ax, (10, 6))
         mplhep.histplot(histogram, ax=ax, histtype="errorbar", color="k", label="data")
-        ax.plot(fine, width * (n_bkg * background + n_sig * shape.pdf(fine)), color="C0", label="signal + background")
+        ax.plot(fine, width * (n_bkg * background + n_sig * signal), color="C0", label="signal + background")
         ax.plot(fine, width * n_bkg * background, "--", color="C1", label="background")
         ax.set_ylabel(f"candidates / {1e3 * width:.1f} MeV")
         ax.set_title(title, fontsize=16)

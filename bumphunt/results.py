@@ -26,6 +26,7 @@ from .stats.lookelsewhere import GlobalSignificance
 COLUMNS = (
     "mass", "n_sig", "n_sig_err", "p0_local", "z_local", "ul_obs", "ul_exp_m2", "ul_exp_m1", "ul_exp",
     "ul_exp_p1", "ul_exp_p2", "efficiency", "xsec_ul_pb", "g_ul_gev", "fit_status", "n_events", "q0",
+    "background_order",
 )  # fmt: skip
 #: Every column is float64 but ``fit_status`` ("ok", or why the point has no numbers).
 STRING_COLUMNS = ("fit_status",)

@@ -330,3 +330,28 @@ case(
     "the signal-shape file has no lifetime map (a prompt signal sample, or one without proper decay lengths: rerun "
     "`bumphunt simulate` and `bumphunt shapes`)",
 )
+case(
+    "systematics-repeated-name",
+    "two systematic sources of the same name",
+    "refuses the configuration",
+    "config error at 'systematics.sources': source names repeat ({names})",
+)
+case(
+    "systematics-unordered-table",
+    "a mass-dependent systematic size whose rows are not in increasing mass",
+    "refuses the configuration",
+    "config error at 'systematics.sources' ({name!r}): a size table needs [mass, size] rows in increasing mass",
+)
+case(
+    "systematics-no-interpolation-errors",
+    "a shape_interpolation source with a signal-shape file made before the shapes stored their interpolation errors",
+    "stops before any fit",
+    "config error at 'systematics.sources' ({name!r}): the signal-shape file has no interpolation errors (made "
+    "before they were stored): rerun `bumphunt shapes`",
+)
+case(
+    "sideband-fit-failed",
+    "scan.background_from_sidebands with sidebands too empty to fit the background shape",
+    "flags the mass point (NaN numbers, the reason in fit_status) and scans on",
+    "background fit to the sidebands failed",
+)

@@ -42,3 +42,28 @@ def test_limits_and_p0_equal_roostats(n_background, n_signal, shape):
     for band in BANDS:
         assert ours.expected[band] == pytest.approx(reference.expected[band], rel=0.01), band
     assert ours.p0_local == pytest.approx(reference.p0, rel=0.02)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("constraint", ["lognormal", "gaussian"])
+def test_normalisation_systematic_equals_roostats(constraint):
+    """A 20 % normalisation systematic on the shape model: RooStats with the same constraint
+    (a unit Gaussian on theta, the yield n_sig (1 + 0.2)^theta or n_sig (1 + 0.2 theta), a
+    global observable) against ours, limits within 1 %."""
+    from bumphunt.contrib.roostats import roostats_hypothesis_test
+    from bumphunt.stats import nuisances_at
+    from bumphunt.systematics import Systematics
+
+    rng = np.random.default_rng(7)
+    background = _sample(rng, lambda x: 1.0 + 0.8 * (x - 3.0) - 3.0 * (x - 3.0) ** 2, 20_000)
+    x = np.r_[background, _sample(rng, SHAPE.pdf, 150)]
+    sources = Systematics.from_config({"sources": [{"name": "norm", "type": "normalisation", "size": 0.2,
+                                                    "constraint": constraint}]})  # fmt: skip
+    ours = evaluate_hypothesis(hypothesis_data(x, SHAPE, nuisances=nuisances_at(sources, SHAPE, 3.0)))
+    plain = evaluate_hypothesis(hypothesis_data(x, SHAPE))
+    reference = roostats_hypothesis_test(x, SHAPE, scan_points=200, scan_max=1.3 * ours.expected[2],
+                                         normalisation=(0.2, constraint))  # fmt: skip
+    assert ours.upper_limit > 1.03 * plain.upper_limit
+    assert ours.upper_limit == pytest.approx(reference.upper_limit, rel=0.01)
+    for band in BANDS:
+        assert ours.expected[band] == pytest.approx(reference.expected[band], rel=0.01), band

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from scipy import stats
 
 from bumphunt.cli import main
+from bumphunt.config import load_config
 from bumphunt.errors import BumphuntError, NtupleError
 from bumphunt.kinematics import Beams
 from bumphunt.kinfit import run_kinfit
@@ -67,6 +68,7 @@ SCAN = {
     "simulation.backgrounds.eta_gamma_gamma.events": 0,
     "simulation.backgrounds.etaprime_gamma_gamma.events": 0,
     "shapes.selection": "fit_status == 0",
+    "systematics.sources": [],  # statistics only, as then
     # the shape fit window and spline basis of before the ISR tail was handled
     "shapes.window_sigmas": 20.0,
     "shapes.spline_basis": 14,
@@ -229,7 +231,7 @@ def test_table_equals_the_one_before_the_layout_change(serial):
     for old, new in zip(before, after):
         assert new["fit_status"] == old["fit_status"]
         for column in COLUMNS:
-            if column != "fit_status" and column not in conversion:
+            if column != "fit_status" and column not in conversion and column in old:  # new columns: none before
                 np.testing.assert_allclose(new[column], old[column], rtol=1e-12, atol=0, err_msg=column)
         if math.isfinite(old["g_ul_gev"]):
             ratio = old["efficiency"] / new["efficiency"]
@@ -520,3 +522,34 @@ def test_heavy_event_weights_are_reported(analysis, caplog):
     assert [r.getMessage() for r in caplog.records] == [
         message("pseudo-data-heavy-weights", sample="ggg", weight=f"{weight:.3g}")
     ]
+
+
+@pytest.mark.slow
+def test_systematics_widen_the_limits_and_report_their_impact(analysis, serial, tmp_path):
+    """The default sources: limits no better than statistics only, an impact table at masses
+    ``impact_step`` apart with its figure; all sizes zero: the statistics-only table exactly."""
+    sources = load_config()["systematics"]["sources"]
+    config = {**analysis, "systematics": {"sources": sources, "impact_step": 1.0},
+              "scan": {**analysis["scan"], "plots": True}}  # fmt: skip
+    summary = run_scan(config, output_dir=tmp_path / "systematics", workers=1, progress=False)
+    plain, widened = serial.result, summary.result
+    assert np.array_equal(plain["mass"], widened["mass"])
+    ok = (plain["fit_status"] == "ok") & (widened["fit_status"] == "ok")
+    assert ok.sum() > 0.9 * len(plain)
+    assert np.all(widened["ul_exp"][ok] >= plain["ul_exp"][ok] * (1 - 1e-6))
+    assert np.median(widened["ul_exp"][ok] / plain["ul_exp"][ok]) > 1.005
+    impacts = summary.impacts
+    assert impacts.sources == tuple(s["name"] for s in sources)
+    with open(tmp_path / "systematics" / "impacts.csv") as table:
+        header = table.readline().strip().split(",")
+    assert header == impacts.columns and len(impacts.rows) >= 3
+    assert all(row["fit_status"] == "ok" for row in impacts.rows)
+    total = impacts.relative_impact(None)
+    assert np.all(total >= -1e-6) and np.all(total > impacts.relative_impact("luminosity") - 1e-6)
+    assert (tmp_path / "systematics" / "systematics_impact.png").stat().st_size > 10_000
+
+    zero = [{**source, "size": 0.0} for source in sources]
+    config = {**analysis, "systematics": {"sources": zero, "impact_step": 0.0}}
+    nothing = run_scan(config, output_dir=tmp_path / "zero", workers=1, progress=False).result
+    for column in ("n_sig", "n_sig_err", "z_local", "ul_obs", "ul_exp_m2", "ul_exp", "ul_exp_p2"):
+        np.testing.assert_array_equal(nothing[column], plain[column])

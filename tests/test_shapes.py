@@ -363,9 +363,8 @@ def test_resolution_matches_the_kinematic_fit(shape_stage):
     """The interpolated resolution (half-width of the central 68 % of the peak) equals the same
     estimator applied to the truth-matched fitted diphoton masses."""
     from bumphunt.cuts import branches_used, evaluate_cut
-    from bumphunt.ntuple import read_ntuple, truth_matched_pairs
-
     from bumphunt.layout import OutputLayout
+    from bumphunt.ntuple import read_ntuple, truth_matched_pairs
 
     config, summary, _ = shape_stage
     selection = summary.model.settings["selection"]

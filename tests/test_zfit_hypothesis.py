@@ -88,6 +88,47 @@ def test_minuit_fit_gives_the_scans_n_sig(model):
     assert float(result.hesse()[hypothesis.n_sig]["error"]) == pytest.approx(error, rel=1e-2)
 
 
+SOURCES = [
+    {"name": "lumi", "type": "normalisation", "size": 0.1},
+    {"name": "eff", "type": "normalisation", "size": 0.2, "constraint": "gaussian"},
+    {"name": "scale", "type": "peak_position", "size": 0.002},
+    {"name": "res", "type": "peak_width", "size": 0.1},
+    {"name": "interp", "type": "shape_interpolation", "size": 1.0},
+]
+
+
+def test_systematics_give_the_scans_constrained_likelihood(model):
+    """The same sources in zfit (thetas, GaussianConstraints, the morphed signal) and in the
+    scan: density and -log L equal at thetas inside and beyond +-1, and the same fit."""
+    from bumphunt.stats import Systematics, nuisances_at
+
+    model.interpolation_table = {"masses": [0.3, 9.5], "position": [0.001, 0.002], "width": [0.03, 0.05]}
+    hypothesis = zh.zfit_hypothesis(model, 2.0, order=2, systematics=SOURCES, prefix="syst_")
+    shape = hypothesis.shape
+    nuisances = nuisances_at(Systematics.from_config({"sources": SOURCES}), shape, 2.0, model.interpolation_errors)
+    assert [p.name for p in hypothesis.thetas] == [f"syst_theta_{name}" for name in nuisances.names]
+    x = pseudo_data(shape, 150, 4000, seed=5)
+    likelihood = HypothesisLikelihood(hypothesis_data(x, shape, order=2, nuisances=nuisances))
+    loss = hypothesis.loss(x)
+    grid = np.linspace(shape.lower, shape.upper, 500)
+    for values in ([40.0, 4100.0, -0.3, 0.1, 0.3, -0.5, 0.7, -0.4, 1.5, 0.2],
+                   [-20.0, 4200.0, -0.2, 0.05, -1.2, 0.3, -0.2, 1.0, -1.0, -2.0]):  # fmt: skip
+        hypothesis.set_values(values)
+        thetas = np.array(values[4:])
+        expected = values[0] * nuisances.signal_factor(thetas) * nuisances.signal_density(grid, shape.pdf(grid), thetas)
+        expected += values[1] * background_density(grid, np.array(values[2:4]), shape.lower, shape.upper)
+        assert_allclose(np.asarray(hypothesis.model.ext_pdf(grid)), expected, rtol=1e-8)
+        assert zh.full_nll(loss) == pytest.approx(likelihood.nll(np.array(values)), rel=1e-8)
+    scan_fit = likelihood.fit(errors=True)
+    hypothesis.set_values([0.0, len(x), 0.0, 0.0] + [0.0] * len(nuisances))
+    result = zfit.minimize.Minuit(tol=1e-6).minimize(loss)
+    assert result.valid
+    # n_sig and the two normalisations are tied by their constraints only: a shallow valley,
+    # where both minimisers stop within their tolerances
+    assert abs(float(hypothesis.n_sig.value()) - scan_fit.n_sig) < 1e-2 * scan_fit.errors[0]
+    assert zh.full_nll(loss) == pytest.approx(scan_fit.nll, abs=1e-3)
+
+
 @pytest.mark.slow  # zfit integrates the model over every bin: ~1 minute
 def test_binned_loss_fits_like_the_unbinned(model):
     hypothesis = zh.zfit_hypothesis(model, 2.0, prefix="binned_")

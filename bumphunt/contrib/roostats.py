@@ -69,7 +69,7 @@ def roofit_signal_pdf(shape, mass):
 
 def roostats_hypothesis_test(
     x: np.ndarray, shape, *, order: int = 3, confidence_level: float = 0.95, scan_points: int = 60,
-    scan_max: float | None = None,
+    scan_max: float | None = None, normalisation: tuple[float, str] | None = None,
 ) -> RooStatsResult:  # fmt: skip
     """Run RooStats on candidate masses ``x`` in the window of ``shape``.
 
@@ -84,6 +84,10 @@ def roostats_hypothesis_test(
     scan_points, scan_max :
         HypoTestInverter's fixed scan of n_sig in [0, scan_max] (default: 6 x the fitted error
         above the fitted yield); the limits are interpolated between its points.
+    normalisation : (size, constraint), optional
+        A systematic on the signal yield: n_sig (1 + size)^theta ("lognormal") or
+        n_sig (1 + size theta) ("gaussian"), theta constrained by a unit Gaussian around the
+        global observable theta_0 = 0.
     """
     import ROOT
 
@@ -101,17 +105,36 @@ def roostats_hypothesis_test(
     # q~_mu then sits at n_sig = 0 when the data fluctuate low (Cowan et al. 2011, eq. 16)
     n_sig = ROOT.RooRealVar("n_sig", "n_sig", 0.0, 0.0, n)
     n_bkg = ROOT.RooRealVar("n_bkg", "n_bkg", n, 0.0, 3.0 * n + 10.0)
-    model = ROOT.RooAddPdf("model", "model", ROOT.RooArgList(signal, background), ROOT.RooArgList(n_sig, n_bkg))
+    yield_sig, constraint = n_sig, None
+    if normalisation is not None:
+        size, kind = normalisation
+        theta = ROOT.RooRealVar("theta", "theta", 0.0, -5.0, 5.0)
+        theta_0 = ROOT.RooRealVar("theta_0", "theta_0", 0.0, -10.0, 10.0)
+        theta_0.setConstant(True)
+        width = ROOT.RooRealVar("theta_width", "theta_width", 1.0)
+        width.setConstant(True)
+        formula = f"n_sig * pow({1.0 + size!r}, theta)" if kind == "lognormal" else f"n_sig * (1 + {size!r} * theta)"
+        yield_sig = ROOT.RooFormulaVar("n_sig_scaled", formula, ROOT.RooArgList(n_sig, theta))
+        constraint = ROOT.RooGaussian("constraint", "constraint", theta_0, theta, width)
+        keep_alive += [theta, theta_0, width, yield_sig]
+    extended = ROOT.RooAddPdf("model", "model", ROOT.RooArgList(signal, background), ROOT.RooArgList(yield_sig, n_bkg))
+    model = extended
+    if constraint is not None:
+        model = ROOT.RooProdPdf("constrained", "constrained", ROOT.RooArgList(extended, constraint))
     data = ROOT.RooDataSet.from_numpy({"m_gg": x}, ROOT.RooArgSet(mass))
     workspace.Import(model)
     workspace.Import(data)
-    model, n_sig, data = workspace.pdf("model"), workspace.var("n_sig"), workspace.data(data.GetName())
+    model = workspace.pdf(model.GetName())
+    n_sig, data = workspace.var("n_sig"), workspace.data(data.GetName())
 
     config = ROOT.RooStats.ModelConfig("config", workspace)
     config.SetPdf(model)
     config.SetParametersOfInterest(ROOT.RooArgSet(n_sig))
     config.SetObservables(ROOT.RooArgSet(workspace.var("m_gg")))
     nuisances = [workspace.var("n_bkg")] + [workspace.var(f"c{k}") for k in range(1, order + 1)]
+    if normalisation is not None:
+        nuisances.append(workspace.var("theta"))
+        config.SetGlobalObservables(ROOT.RooArgSet(workspace.var("theta_0")))
     config.SetNuisanceParameters(ROOT.RooArgSet(*nuisances))
 
     model.fitTo(data, ROOT.RooFit.Extended(True), ROOT.RooFit.PrintLevel(-1), ROOT.RooFit.Save(False))

@@ -35,6 +35,7 @@ from ..plotting import plot_brazil, plot_local_significance, save_figure
 from ..results import ScanResult, write_table
 from ..stats.counting import CountingModel, discovery_pvalues, evaluate_counting, significance
 from ..stats.lookelsewhere import global_significance, upcrossings
+from ..systematics import Systematics
 from .windows import Events, SignalMass, background_events, bootstrap_counts, signal_masses, signal_window
 
 log = logging.getLogger(__name__)
@@ -152,12 +153,18 @@ def run_count(config: dict, output_dir=None, *, progress: bool = True) -> CountS
     options = dict(confidence_level=settings["confidence_level"], statistic=settings["limit"],
                    method=settings["method"], toys=settings["toys"], seed=toys_seed)  # fmt: skip
     conversion = dict(luminosity=config["luminosity"], sqrt_s=Beams.from_config(config).sqrt_s)
+    systematics = Systematics.from_config(config["systematics"])
     counted = {}
     with progress_bar(progress) as bar:
         advance = bar.add("count mass points", len(placed))
         for index, (sample, window, in_window) in enumerate(zip(placed, windows, in_windows)):
+            # the normalisation sources scale the signal as the efficiency does (docs/systematics.md)
+            normalisation = systematics.normalisation_size(sample.mass)
+            uncertainty = math.hypot(settings["efficiency_uncertainty"], normalisation)
+            window_settings = dict(settings, efficiency_uncertainty=uncertainty)
             counted[sample.mass] = _count_window(sample, window, background.weights[in_window], observed[index],
-                                                 toy_counts[:, index], settings, options, conversion)  # fmt: skip
+                                                 toy_counts[:, index], window_settings, options,
+                                                 conversion)  # fmt: skip
             advance(1)
     flagged = {"fit_status": "no selected signal event"}
     rows = [counted[s.mass][0] if s.mass in counted else {"mass": s.mass, **flagged} for s in signal]

@@ -245,6 +245,7 @@ class ShapeModel:
     held_out: list[float]
     validation: dict = field(default_factory=dict)
     lifetime: LifetimeResponse | None = None
+    interpolation_table: dict | None = None  # masses, position, width: relative errors of the interpolation
 
     @property
     def mass_range(self) -> tuple[float, float]:
@@ -293,6 +294,22 @@ class ShapeModel:
             return error
         ratio_error = self.lifetime.ratio_error(mass, ctau) * self.efficiency(mass)
         return np.hypot(error, ratio_error)
+
+    def interpolation_errors(self, mass: float) -> tuple[float, float]:
+        """Relative standard errors of the interpolated peak position and resolution at
+        ``mass`` (from the covariance of the simultaneous spline fit; linear between the
+        training masses, constant beyond).
+
+        Raises
+        ------
+        BumphuntError
+            The model was written before the shape stage stored them.
+        """
+        table = self.interpolation_table
+        if not table:
+            raise BumphuntError("the signal-shape file has no interpolation errors: rerun `bumphunt shapes`")
+        masses = table["masses"]
+        return float(np.interp(mass, masses, table["position"])), float(np.interp(mass, masses, table["width"]))
 
     def efficiency_of_lifetime(self, mass: float):
         """The efficiency at ``mass`` as a function of c tau (cm), for
@@ -362,6 +379,7 @@ class ShapeModel:
             "validation": self.validation,
             "fits": [_jsonable(asdict(fit)) for fit in self.fits],
             **({"lifetime": self.lifetime.to_dict()} if self.lifetime is not None else {}),
+            **({"interpolation_errors": _jsonable(self.interpolation_table)} if self.interpolation_table else {}),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -400,6 +418,7 @@ class ShapeModel:
             held_out=data["held_out"],
             validation=data["validation"],
             lifetime=LifetimeResponse.from_dict(data["lifetime"]) if "lifetime" in data else None,
+            interpolation_table=data.get("interpolation_errors"),
         )
 
 

@@ -18,7 +18,7 @@ This module imports zfit and TensorFlow: ``import bumphunt`` does not load it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
@@ -26,6 +26,8 @@ import zfit
 from scipy.interpolate import BSpline, PPoly
 
 from ..errors import BumphuntError
+from ..stats.systematics import nuisances_at
+from ..systematics import Systematics
 from .signal import EDGE_CUTOFF, ShapeModel, SignalShape
 from .splines import ParameterSpline
 from .zfit_pdfs import edge_integrals_tf, zfit_combinatorial, zfit_peak
@@ -69,8 +71,13 @@ class ZfitHypothesis:
         Gaussian), c1, fraction and edge, all functions of ``mass``.
     n_sig, n_bkg : zfit.Parameter
         Yields in the window; n_sig may be negative while the total density stays positive.
+        With normalisation systematics the signal yield is n_sig prod_j kappa_j(theta_j).
     coefficients : list of zfit.Parameter
         c_1..c_k of the Chebyshev background.
+    thetas : list of zfit.Parameter
+        The nuisance parameters of the systematic sources (normalisations first, then shapes:
+        :class:`bumphunt.stats.Nuisances`), constrained by ``constraints`` (unit Gaussians
+        around 0) that the losses include.
     signal, background : zfit PDF
         The normalised signal and background alone; ``model`` is the extended sum.
     obs : zfit.Space
@@ -89,6 +96,8 @@ class ZfitHypothesis:
     model: object
     obs: object
     shape: SignalShape
+    thetas: list = field(default_factory=list)
+    constraints: list = field(default_factory=list)
 
     @property
     def order(self) -> int:
@@ -96,8 +105,8 @@ class ZfitHypothesis:
 
     @property
     def free_parameters(self) -> list:
-        """n_sig, n_bkg, c_1..c_k: in the order of :class:`bumphunt.stats.HypothesisLikelihood`."""
-        return [self.n_sig, self.n_bkg, *self.coefficients]
+        """n_sig, n_bkg, c_1..c_k, theta_1..: in the order of :class:`bumphunt.stats.HypothesisLikelihood`."""
+        return [self.n_sig, self.n_bkg, *self.coefficients, *self.thetas]
 
     def set_values(self, values) -> None:
         """Set n_sig, n_bkg, c_1..c_k (e.g. ``HypothesisFit.values``)."""
@@ -111,7 +120,8 @@ class ZfitHypothesis:
 
     def loss(self, x, weights=None):
         """The extended unbinned -log L of candidate masses ``x`` (GeV), optionally weighted."""
-        return zfit.loss.ExtendedUnbinnedNLL(model=self.model, data=self.data(x, weights))
+        return zfit.loss.ExtendedUnbinnedNLL(model=self.model, data=self.data(x, weights),
+                                             constraints=self.constraints or None)  # fmt: skip
 
     def binned_loss(self, x, bins: int = 200, weights=None):
         """The extended binned -log L of ``x`` in ``bins`` equal bins of the window, with
@@ -121,7 +131,8 @@ class ZfitHypothesis:
         binned_obs = zfit.Space("m_gg", self.shape.lower, self.shape.upper, binning=bins)
         counts, _ = np.histogram(x, bins=bins, range=(self.shape.lower, self.shape.upper), weights=weights)
         data = zfit.data.BinnedData.from_tensor(space=binned_obs, values=counts.astype(np.float64))
-        return zfit.loss.ExtendedBinnedNLL(model=self.model.to_binned(binned_obs), data=data)
+        return zfit.loss.ExtendedBinnedNLL(model=self.model.to_binned(binned_obs), data=data,
+                                           constraints=self.constraints or None)  # fmt: skip
 
 
 def _in_window(x, weights, shape: SignalShape):
@@ -211,6 +222,7 @@ def zfit_hypothesis(
     n_sig: float = 0.0,
     n_bkg: float = 1000.0,
     prefix: str = "",
+    systematics=None,
 ) -> ZfitHypothesis:
     """The extended zfit model N_sig signal + N_bkg Chebyshev of the hypothesis at ``mass``.
 
@@ -229,6 +241,10 @@ def zfit_hypothesis(
         Starting yields.
     prefix : str
         Prefix of the parameter names, to tell several hypotheses apart.
+    systematics : Systematics or list of dict, optional
+        Systematic sources (``systematics.sources`` of a configuration): the nuisance
+        parameters and constraints of the scan's likelihood (:mod:`bumphunt.stats.systematics`);
+        the shape sources morph between the peak scaled at theta = -1, 0, +1 as the scan does.
 
     Raises
     ------
@@ -247,6 +263,8 @@ def zfit_hypothesis(
     n_sig_parameter = zfit.Parameter(f"{prefix}n_sig", n_sig, step_size=1.0)
     n_bkg_parameter = zfit.Parameter(f"{prefix}n_bkg", n_bkg, 0.0, step_size=1.0)
     coefficients = [zfit.Parameter(f"{prefix}c_bkg{k}", 0.0, step_size=0.05) for k in range(1, order + 1)]
+    nuisances = _nuisances(model, shape, mass, systematics)
+    thetas = [zfit.Parameter(f"{prefix}theta_{name}", 0.0, -5.0, 5.0, step_size=0.1) for name in nuisances.names]
     signal = _signal_pdf(model, params, shape, obs)
     if coefficients:
         background = zfit.pdf.Chebyshev(obs=obs, coeffs=coefficients)
@@ -254,7 +272,16 @@ def zfit_hypothesis(
     else:
         background = zfit.pdf.Uniform(shape.lower, shape.upper, obs=obs)
         background_extended = zfit.pdf.Uniform(shape.lower, shape.upper, obs=obs, extended=n_bkg_parameter)
-    signal_extended = _signal_pdf(model, params, shape, obs, extended=n_sig_parameter)
+    signal_yield = _signal_yield(n_sig_parameter, nuisances, thetas[: nuisances.n_norm], prefix)
+    if nuisances.n_shape:
+        signal_extended = _morphed_signal(model, params, shape, obs, nuisances, thetas[nuisances.n_norm :], prefix,
+                                          signal_yield)  # fmt: skip
+    else:
+        signal_extended = _signal_pdf(model, params, shape, obs, extended=signal_yield)
+    constraints = []
+    if thetas:
+        constraints.append(zfit.constraint.GaussianConstraint(params=thetas, observation=[0.0] * len(thetas),
+                                                              uncertainty=[1.0] * len(thetas)))  # fmt: skip
     return ZfitHypothesis(
         mass=mass_parameter,
         shape_parameters=params,
@@ -266,7 +293,66 @@ def zfit_hypothesis(
         model=zfit.pdf.SumPDF([signal_extended, background_extended]),
         obs=obs,
         shape=shape,
+        thetas=thetas,
+        constraints=constraints,
     )
+
+
+def _nuisances(model: ShapeModel, shape: SignalShape, mass: float, systematics):
+    if systematics is None:
+        systematics = Systematics()
+    elif not isinstance(systematics, Systematics):
+        systematics = Systematics.from_config({"sources": systematics})
+    errors = model.interpolation_errors if model.interpolation_table else None
+    return nuisances_at(systematics, shape, mass, errors)
+
+
+def _signal_yield(n_sig, nuisances, thetas: list, prefix: str):
+    """n_sig prod_j kappa_j(theta_j): (1 + size)^theta (log-normal) or 1 + size theta (Gaussian)."""
+    if not thetas:
+        return n_sig
+    kinds, sizes = list(nuisances.norm_kinds), [float(v) for v in nuisances.norm_sizes]
+
+    def scaled(n, *values):
+        factor = tf.constant(1.0, tf.float64)
+        for kind, size, theta in zip(kinds, sizes, values):
+            factor = factor * (tf.exp(theta * math.log1p(size)) if kind == 0 else 1.0 + size * theta)
+        return n * factor
+
+    return zfit.ComposedParameter(f"{prefix}n_sig_scaled", scaled, params=[n_sig, *thetas], unpack_params=True)
+
+
+def _morphed_signal(model, params, shape, obs, nuisances, thetas: list, prefix: str, signal_yield):
+    """The signal morphed as the scan's likelihood does: s_0 (1 - sum q_j) + sum_j [s_j+ (theta_j
+    + q_j) / 2 + s_j- (q_j - theta_j) / 2], s_j+- the signal with the peak scaled as the
+    source's templates, q = theta^2 within +-1 and 2 |theta| - 1 beyond."""
+    widths = ("sigma", "sigma_l", "sigma_r")
+    pdfs, weights = [_signal_pdf(model, params, shape, obs)], []
+
+    def q(theta):
+        return tf.where(tf.abs(theta) <= 1.0, theta * theta, 2.0 * tf.abs(theta) - 1.0)
+
+    for index, ((_, up), theta) in enumerate(zip(nuisances.shape_templates, thetas)):
+        position = up.mu / shape.mu - 1.0
+        width = up.sigma_l / shape.sigma_l - 1.0
+        for sign, name in ((1.0, "up"), (-1.0, "down")):
+            factor_mu, factor_width = 1.0 + sign * position, 1.0 + sign * width
+            scaled = dict(params)
+            scaled["mu"] = zfit.ComposedParameter(f"{prefix}mu_{index}_{name}", lambda m, f=factor_mu: m * f,
+                                                  params=[params["mu"]])  # fmt: skip
+            for key in widths:
+                if key in params:
+                    scaled[key] = zfit.ComposedParameter(
+                        f"{prefix}{key}_{index}_{name}", lambda v, f=factor_width: v * f, params=[params[key]]
+                    )
+            pdfs.append(_signal_pdf(model, scaled, shape, obs))
+            weights.append(zfit.ComposedParameter(
+                f"{prefix}morph_{index}_{name}", lambda t, s=sign: 0.5 * (q(t) + s * t), params=[theta]
+            ))  # fmt: skip
+    nominal = zfit.ComposedParameter(f"{prefix}morph_nominal", lambda *t: 1.0 - sum(q(v) for v in t), params=thetas,
+                                     unpack_params=True)  # fmt: skip
+    # SumPDF: the last PDF takes 1 - the others' fractions, which is its own weight
+    return zfit.pdf.SumPDF(pdfs, fracs=[nominal, *weights[:-1]], extended=signal_yield)
 
 
 def zfit_signal_model(model: ShapeModel, mass: float, *, window_sigmas=None, window_floor: float = 0.0, prefix=""):
@@ -279,8 +365,10 @@ def zfit_signal_model(model: ShapeModel, mass: float, *, window_sigmas=None, win
 
 def full_nll(loss) -> float:
     """-log L of an extended unbinned zfit loss as :class:`bumphunt.stats.HypothesisLikelihood`
-    computes it: zfit's full value without its Stirling approximation of log N_obs!."""
+    computes it: zfit's full value without its Stirling approximation of log N_obs! and without
+    the normalisation log sqrt(2 pi) of each unit Gaussian constraint (the scan keeps theta^2 / 2)."""
     value = float(loss.value(full=True))
     n = float(sum(np.sum(d.weights) if d.weights is not None else d.num_entries for d in loss.data))
     stirling = n * math.log(n) - n + 0.5 * math.log(2.0 * math.pi * n) if n > 1 else 0.0
-    return value - stirling
+    constrained = sum(len(constraint.params) for constraint in loss.constraints)
+    return value - stirling - 0.5 * math.log(2.0 * math.pi) * constrained

@@ -22,6 +22,8 @@ from .._version import __version__
 from ..errors import BumphuntError
 from ..layout import OutputLayout
 from ..models.signal import ShapeModel, SignalShape
+from ..stats.background import choose_order, sideband_shape
+from ..stats.systematics import Systematics, nuisances_at
 from .data import Spectrum
 
 log = logging.getLogger(__name__)
@@ -29,7 +31,7 @@ log = logging.getLogger(__name__)
 #: Columns of a scan row computed at the mass point (the table adds the conversion columns).
 POINT_COLUMNS = (
     "mass", "n_sig", "n_sig_err", "p0_local", "z_local", "ul_obs", "ul_exp_m2", "ul_exp_m1", "ul_exp",
-    "ul_exp_p1", "ul_exp_p2", "fit_status", "n_events", "q0",
+    "ul_exp_p1", "ul_exp_p2", "fit_status", "n_events", "q0", "background_order",
 )  # fmt: skip
 #: Yield-like columns: in units of events, rescaled for weighted histograms.
 _EVENT_COLUMNS = (
@@ -78,8 +80,41 @@ def failed_row(status: str) -> dict:
     return {column: nan for column in POINT_COLUMNS if column not in ("mass", "n_events")} | {"fit_status": status}
 
 
+def point_nuisances(model: ShapeModel, shape: SignalShape, mass: float, settings: dict) -> stats.Nuisances:
+    """The nuisance parameters of ``settings["systematics"]`` (the configuration's source list,
+    or a :class:`~bumphunt.stats.systematics.Systematics`) at one mass hypothesis."""
+    systematics = settings.get("systematics") or ()
+    if not isinstance(systematics, Systematics):
+        systematics = Systematics.from_config({"sources": systematics})
+    if not systematics:
+        return stats.NO_NUISANCES
+    errors = model.interpolation_errors if model.interpolation_table else None
+    return nuisances_at(systematics, shape, mass, errors)
+
+
+def point_data(x, shape: SignalShape, model: ShapeModel, mass: float, settings: dict, *, weights=None, bins=None,
+               nuisances=stats.NO_NUISANCES) -> stats.HypothesisData | str:  # fmt: skip
+    """The candidates of one hypothesis' window with its background model: the order of
+    ``settings["background_order"]`` (or chosen by the likelihood-ratio rule for "auto") and,
+    with ``background_from_sidebands``, the shape fixed from the sidebands; a string says why
+    there is none."""
+
+    def data_of_order(order):
+        return stats.hypothesis_data(x, shape, order=order, weights=weights, bins=bins, mass=mass, nuisances=nuisances)
+
+    order = settings["background_order"]
+    data = data_of_order(choose_order(data_of_order) if order == "auto" else order)
+    if settings.get("background_from_sidebands"):
+        coefficients = sideband_shape(data, settings["sideband_veto_sigmas"], float(model.resolution(mass)))
+        if coefficients is None:
+            return "background fit to the sidebands failed"
+        data = data.with_fixed_background(coefficients)
+    return data
+
+
 def evaluate_point(spectrum: Spectrum, model: ShapeModel, mass: float, settings: dict, *, discovery_only=False) -> dict:
-    """Fit, significance and (unless ``discovery_only``) limits at one mass hypothesis."""
+    """Fit, significance and (unless ``discovery_only``) limits at one mass hypothesis, with
+    the systematic uncertainties of ``settings["systematics"]`` as nuisance parameters."""
     low, high = model.mass_range
     if not low <= mass <= high:
         status = f"outside the signal model's mass range ({low:g}-{high:g} GeV)"
@@ -93,7 +128,7 @@ def evaluate_point(spectrum: Spectrum, model: ShapeModel, mass: float, settings:
     row = {"mass": mass, "n_events": part.n_events}
     if len(part) == 0 or part.n_events < MIN_EVENTS_IN_WINDOW:
         return row | failed_row(f"empty window ({part.n_events:.0f} candidates)")
-    order = settings["background_order"]
+    nuisances = point_nuisances(model, shape, mass, settings)
     scale = 1.0
     if part.binned:
         weights = part.weights
@@ -101,10 +136,13 @@ def evaluate_point(spectrum: Spectrum, model: ShapeModel, mass: float, settings:
             # scaled Poisson (Bohm & Zech, NIM A 748 (2014) 1): counts in units of effective events
             scale = float(weights.sum() / part.variances.sum()) if part.variances.sum() > 0 else 1.0
             weights = weights * scale
-        data = stats.hypothesis_data(part.x, shape, order=order, weights=weights, mass=mass)
+        data = point_data(part.x, shape, model, mass, settings, weights=weights, nuisances=nuisances)
     else:
         bins = _BINS if len(part) > settings["binned_above"] else None
-        data = stats.hypothesis_data(part.x, shape, order=order, bins=bins, mass=mass)
+        data = point_data(part.x, shape, model, mass, settings, bins=bins, nuisances=nuisances)
+    if isinstance(data, str):
+        return row | failed_row(data)
+    row["background_order"] = float(data.order)
     if discovery_only:
         result = stats.fit_discovery(data)
     else:

@@ -34,11 +34,13 @@ from ..errors import BumphuntError, NtupleError
 from ..kinematics import Beams
 from ..layout import OutputLayout
 from ..models.signal import ShapeModel
-from ..plotting import plot_brazil, plot_hypothesis_fit, plot_local_significance, save_figure
+from ..plotting import plot_brazil, plot_hypothesis_fit, plot_local_significance, plot_systematic_impacts, save_figure
 from ..results import ScanResult, write_table
 from ..stats.lookelsewhere import GlobalSignificance, global_significance, upcrossings
+from ..systematics import Systematics
 from .data import BackgroundModel, Spectrum, candidates, spectrum_from
 from .grid import scan_grid
+from .impacts import ImpactTable, impact_masses, impact_table
 from .runner import (
     code_identity,
     fingerprint,
@@ -46,7 +48,9 @@ from .runner import (
     load_model,
     lock_scan_folder,
     make_tasks,
+    point_data,
     point_key,
+    point_nuisances,
     remove_stale_results,
     run_tasks,
     save_point,
@@ -57,7 +61,8 @@ log = logging.getLogger(__name__)
 
 #: The settings of the ``scan`` section that change the numbers of a mass point.
 POINT_SETTINGS = (
-    "window_sigmas", "window_floor", "window_ceiling", "background_order", "confidence_level", "binned_above",
+    "window_sigmas", "window_floor", "window_ceiling", "background_order", "background_from_sidebands",
+    "sideband_veto_sigmas", "confidence_level", "binned_above",
 )  # fmt: skip
 
 
@@ -70,6 +75,7 @@ class ScanSummary:
     table_json: Path
     plots: list[Path]
     seconds: float
+    impacts: ImpactTable | None = None  # limits without each systematic source (``scan/impacts.csv``)
 
     @property
     def resumed_points(self) -> int:
@@ -202,6 +208,7 @@ def _scan_analysis(config, layout, workers, scheduler, progress, resume, started
         settings["step_gev"],
     )  # fmt: skip
     point_settings = {k: settings[k] for k in POINT_SETTINGS}
+    point_settings["systematics"] = config["systematics"]["sources"]
     key = fingerprint(point_settings, model_path.read_bytes(), x.tobytes(), *code_identity())
     remove_stale_results(layout, key)
     points_dir = layout.scan_points_dir
@@ -215,6 +222,7 @@ def _scan_analysis(config, layout, workers, scheduler, progress, resume, started
         advance = bar.add("scan mass points", len(masses) - resumed)
         _evaluate_points(masses, spectrum, model, str(model_path), point_settings, pool, advance, done=done,
                          on_row=lambda row: save_point(points_dir, key, row))  # fmt: skip
+        impacts = _impacts(config, masses, done, spectrum, model, str(model_path), point_settings, pool, bar)
     rows = [_with_conversion(done[point_key(m)], model, config["luminosity"], model.settings.get("sqrt_s"))
             for m in masses]  # fmt: skip
 
@@ -227,16 +235,46 @@ def _scan_analysis(config, layout, workers, scheduler, progress, resume, started
         resumed_points=resumed, dropped_candidates=dropped,
     )  # fmt: skip
     table_csv, table_json = write_table(result, layout.scan_dir)
+    impacts_csv = layout.scan_dir / "impacts.csv"
+    if impacts is not None:
+        impacts.write(impacts_csv)
+    else:
+        impacts_csv.unlink(missing_ok=True)
     plots = []
     if settings["plots"]:
         plots = [
             save_figure(plot_brazil(result), layout.scan_plot("upper_limits")),
             save_figure(plot_local_significance(result), layout.scan_plot("local_significance")),
         ]
-        if np.isfinite(significance.mass):
-            best_fit = _best_fit_axes(spectrum, model, significance, point_settings)
+        if impacts is not None and impacts.rows:
+            plots.append(save_figure(plot_systematic_impacts(impacts), layout.scan_plot("systematics_impact")))
+        found = np.isfinite(significance.mass)
+        best_fit = _best_fit_axes(spectrum, model, significance, point_settings) if found else None
+        if best_fit is not None:
             plots.append(save_figure(best_fit, layout.scan_plot("best_fit")))
-    return ScanSummary(result, table_csv, table_json, plots, time.perf_counter() - started)
+    return ScanSummary(result, table_csv, table_json, plots, time.perf_counter() - started, impacts)
+
+
+def _impacts(config, masses, done, spectrum, model, model_ref, point_settings, pool, bar) -> ImpactTable | None:
+    """The limits without each systematic source and without all, at masses
+    ``systematics.impact_step`` apart (None when there are no sources or no step)."""
+    section = config["systematics"]
+    systematics = Systematics.from_config(section)
+    if not systematics or section["impact_step"] <= 0:
+        return None
+    scan = config["scan"]
+    fitted = np.array([done[point_key(m)]["fit_status"] == "ok" for m in masses], dtype=bool)
+    chosen = impact_masses(masses, fitted, scan["start"], scan["stop"], section["impact_step"])
+    advance = bar.add("systematic impacts", len(chosen) * (1 + len(systematics.names)))
+
+    def evaluate(points, sources):
+        if sources is systematics:
+            return [done[point_key(m)] for m in points]
+        variant = dict(point_settings, systematics=sources)
+        rows = _evaluate_points(points, spectrum, model, model_ref, variant, pool, advance)
+        return [rows[point_key(m)] for m in points]
+
+    return impact_table(systematics, chosen, evaluate)
 
 
 def _look_elsewhere(rows, model, model_ref, point_settings, settings, toy_spectrum, run) -> GlobalSignificance:
@@ -262,8 +300,10 @@ def _best_fit_axes(spectrum: Spectrum, model: ShapeModel, significance: GlobalSi
     """The fit at the mass of the largest local excess, drawn."""
     mass = significance.mass
     shape = window_shape(model, mass, settings)
-    data = stats.hypothesis_data(spectrum.x, shape, order=settings["background_order"], mass=mass,
-                                 weights=spectrum.weights)  # fmt: skip
+    data = point_data(spectrum.x, shape, model, mass, settings, weights=spectrum.weights,
+                      nuisances=point_nuisances(model, shape, mass, settings))  # fmt: skip
+    if isinstance(data, str):
+        return None
     fit = stats.HypothesisLikelihood(data).fit()
     title = f"m = {mass:.4f} GeV: $Z_{{local}}$ = {significance.z_local_max:.2f}"
     return plot_hypothesis_fit(data, fit, title=title)
@@ -279,6 +319,7 @@ def scan_spectrum(
     limits: bool = True,
     workers: int = 1,
     progress: bool = False,
+    systematics=None,
     **settings,
 ) -> ScanResult:
     """Scan a spectrum of one's own: no configuration file needed.
@@ -300,6 +341,9 @@ def scan_spectrum(
         significance alone is several times faster.
     workers : int
         Local worker processes.
+    systematics : Systematics or list of dict, optional
+        Systematic sources (:class:`bumphunt.systematics.Systematics`, or the
+        ``systematics.sources`` list of a configuration); none by default.
     **settings
         Any other key of the ``scan`` configuration section (``step_sigmas``,
         ``window_sigmas``, ``background_order``, ``global_toys`` is ignored: without
@@ -329,6 +373,9 @@ def scan_spectrum(
         model, start, stop, settings["step_sigmas"], settings["veto_sigmas"], settings["step_gev"]
     )
     point_settings = {k: settings[k] for k in POINT_SETTINGS}
+    point_settings["systematics"] = (
+        systematics if isinstance(systematics, Systematics) else Systematics.from_config({"sources": systematics or []})
+    )
     run = dict(workers=workers, scheduler=None, progress=progress)
     with progress_bar(progress) as bar, executor(workers) as pool:
         advance = bar.add("scan mass points", len(masses))

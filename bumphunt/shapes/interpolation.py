@@ -159,12 +159,24 @@ def build_shape_model(
         )
         splines[name], _ = smooth(masses, values, errors)
     model = ShapeModel(splines, dict(settings), list(fits), [float(m) for m in held_out])
+    model.interpolation_table = _interpolation_errors(peak_fit, [f.mass for f in training], settings)
     model.validation = validate_held_out(model, peak_fit)
     model.validation["peak_fit"] = {
         "valid": peak_fit.valid, "n_basis": n_basis, "nll": peak_fit.nll, "calls": peak_fit.n_calls,
         "masses": len(training),
     }  # fmt: skip
     return model
+
+
+def _interpolation_errors(peak_fit, masses: list[float], settings: dict) -> dict:
+    """Relative errors of the interpolated peak position and resolution at the training
+    masses, from the spline fit's covariance (the ``shape_interpolation`` systematic)."""
+    masses = np.asarray(masses, dtype=float)
+    position = peak_fit.standard_error("mu_offset", masses) / masses
+    resolution = peak_fit.resolution(masses, settings["n_l"], settings["n_r"])
+    width = np.array([peak_fit.resolution_error(m, settings["n_l"], settings["n_r"]) for m in masses]) / resolution
+    finite = np.isfinite(position) & np.isfinite(width)
+    return {"masses": masses[finite].tolist(), "position": position[finite].tolist(), "width": width[finite].tolist()}
 
 
 def _wrong_pairing_density(training: list[MassFit], settings: dict) -> ParameterSpline:

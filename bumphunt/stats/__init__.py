@@ -6,8 +6,9 @@ hypothesis, numba), :mod:`~bumphunt.stats.asymptotic` (CLs from q~_mu, root find
 limits), :mod:`~bumphunt.stats.hypotest` (q0, Z, observed and expected CLs limits at one
 mass), :mod:`~bumphunt.stats.lookelsewhere` (Gross-Vitells global significance),
 :mod:`~bumphunt.stats.counting` (the single-bin on/off likelihood of a counting experiment:
-closed-form profile, vectorised toys, the same asymptotic formulas). The scan calls it at
-every mass, the counting experiment at every window; the systematics will extend it.
+closed-form profile, vectorised toys, the same asymptotic formulas),
+:mod:`~bumphunt.stats.systematics` (systematic sources as constrained nuisance parameters).
+The scan calls it at every mass, the counting experiment at every window.
 """
 
 from .asymptotic import band_target, cls_from_q, expected_limits, gaussian_limit, pvalues_from_q, solve_increasing
@@ -26,18 +27,26 @@ from .counting import (
 )
 from .hypotest import BANDS, HypothesisResult, evaluate_hypothesis, fit_discovery
 from .likelihood import (
+    NO_NUISANCES,
     HypothesisData,
     HypothesisFit,
     HypothesisLikelihood,
+    Nuisances,
     background_density,
     chebyshev_basis,
     chebyshev_means,
     hypothesis_data,
 )
 from .lookelsewhere import GlobalSignificance, global_significance, upcrossings
+from .systematics import Source, Systematics, nuisances_at
 
 __all__ = [
     "BANDS",
+    "NO_NUISANCES",
+    "Nuisances",
+    "Source",
+    "Systematics",
+    "nuisances_at",
     "AsymptoticCalculator",
     "CountingData",
     "CountingModel",

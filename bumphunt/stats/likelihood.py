@@ -9,12 +9,23 @@ with s the signal shape at m, fixed (:class:`bumphunt.models.SignalShape`), and 
 Chebyshev series 1 + sum_k c_k T_k(x') normalised in the window (x' in [-1, 1]). n_sig may be
 negative as long as the total density stays positive. The test statistics built on it live
 in :mod:`bumphunt.stats.hypotest`.
+
+Systematic uncertainties (:class:`Nuisances`, built by :mod:`bumphunt.stats.systematics`)
+add nuisance parameters theta_j, each with the constraint term (theta_j - g_j)^2 / 2 (global
+observable g_j = 0 for data): normalisation sources scale the signal yield, n_sig ->
+n_sig prod_j kappa_j(theta_j), with kappa = (1 + delta)^theta (log-normal) or
+1 + delta theta (Gaussian); shape sources morph the signal density between the shapes at
+theta = -1 and +1 (each normalised in the window), quadratically inside and linearly
+outside, as HistFactory's interpolation: s(x; theta) = s_0 + theta L + q(theta) Q with
+L = (s_+ - s_-)/2, Q = (s_+ + s_- - 2 s_0)/2, q = theta^2 for |theta| <= 1 and
+2|theta| - 1 beyond (continuous with its slope). n_sig stays the parameter of interest: the
+signal yield at the nominal efficiency and shape.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from iminuit import Minuit
@@ -41,14 +52,18 @@ def chebyshev_means(order: int) -> np.ndarray:
 
 
 @jit
-def _nll_and_gradient(params, signal, basis, weights, means, width, grid_basis):
-    """-log L and its gradient; params = (n_sig, n_bkg, c_1..c_k).
+def _nll_and_gradient(params, signal, basis, weights, means, width, grid_basis, norm_kinds, norm_sizes, linear,
+                      quadratic, global_observables):  # fmt: skip
+    """-log L and its gradient; params = (n_sig, n_bkg, c_1..c_k, theta_norm.., theta_shape..).
 
     A background that turns negative anywhere on ``grid_basis`` (the Chebyshev basis on a
-    grid across the window) is unphysical: -log L is infinite there.
+    grid across the window) is unphysical: -log L is infinite there. ``norm_kinds`` is 0 for
+    a log-normal, 1 for a Gaussian normalisation source.
     """
     n_sig, n_bkg = params[0], params[1]
     order = basis.shape[1]
+    n_norm, n_shape = norm_sizes.shape[0], linear.shape[1]
+    first_norm, first_shape = 2 + order, 2 + order + n_norm
     norm = 1.0
     for k in range(order):
         norm += params[2 + k] * means[k]
@@ -61,27 +76,70 @@ def _nll_and_gradient(params, signal, basis, weights, means, width, grid_basis):
             polynomial += params[2 + k] * grid_basis[j, k]
         if polynomial < 0.0:
             return np.inf, gradient
-    total = n_sig + n_bkg
-    gradient[0] = 1.0
+    factor = 1.0
+    log_slopes = np.zeros(n_norm)
+    for j in range(n_norm):
+        theta = params[first_norm + j]
+        if norm_kinds[j] == 0:
+            log_slopes[j] = math.log1p(norm_sizes[j])
+            factor *= math.exp(theta * log_slopes[j])
+        else:
+            kappa = 1.0 + norm_sizes[j] * theta
+            if kappa <= 0.0:
+                return np.inf, gradient
+            log_slopes[j] = norm_sizes[j] / kappa
+            factor *= kappa
+    q = np.zeros(n_shape)
+    dq = np.zeros(n_shape)
+    for j in range(n_shape):
+        theta = params[first_shape + j]
+        if theta > 1.0:
+            q[j], dq[j] = 2.0 * theta - 1.0, 2.0
+        elif theta < -1.0:
+            q[j], dq[j] = -2.0 * theta - 1.0, -2.0
+        else:
+            q[j], dq[j] = theta * theta, 2.0 * theta
+    yield_sig = n_sig * factor
+    total = yield_sig + n_bkg
+    for j in range(n_norm + n_shape):
+        pull = params[first_norm + j] - global_observables[j]
+        total += 0.5 * pull * pull
+    gradient[0] = factor
     gradient[1] = 1.0
     sum_shape = np.zeros(order)
+    sum_signal = 0.0
+    sum_linear = np.zeros(n_shape)
+    sum_quadratic = np.zeros(n_shape)
     for i in range(signal.shape[0]):
         polynomial = 1.0
         for k in range(order):
             polynomial += params[2 + k] * basis[i, k]
         background = polynomial / (width * norm)
-        density = n_sig * signal[i] + n_bkg * background
+        shape = signal[i]
+        for j in range(n_shape):
+            shape += params[first_shape + j] * linear[i, j] + q[j] * quadratic[i, j]
+        density = yield_sig * shape + n_bkg * background
         if density <= 0.0:
             return np.inf, gradient
         w = weights[i] / density
         total -= weights[i] * math.log(density)
-        gradient[0] -= w * signal[i]
+        gradient[0] -= w * factor * shape
         gradient[1] -= w * background
+        sum_signal += w * shape
         for k in range(order):
             # d background / d c_k = (T_k - background * width * means_k) / (width * norm)
             sum_shape[k] += w * (basis[i, k] - polynomial * means[k] / norm)
+        for j in range(n_shape):
+            sum_linear[j] += w * linear[i, j]
+            sum_quadratic[j] += w * quadratic[i, j]
     for k in range(order):
         gradient[2 + k] = -n_bkg * sum_shape[k] / (width * norm)
+    for j in range(n_norm):
+        pull = params[first_norm + j] - global_observables[j]
+        gradient[first_norm + j] = yield_sig * log_slopes[j] * (1.0 - sum_signal) + pull
+    for j in range(n_shape):
+        pull = params[first_shape + j] - global_observables[n_norm + j]
+        gradient[first_shape + j] = -yield_sig * (sum_linear[j] + dq[j] * sum_quadratic[j]) + pull
     return total, gradient
 
 
@@ -94,9 +152,78 @@ def background_density(x: np.ndarray, coefficients: np.ndarray, lower: float, up
     return polynomial / (width * (1.0 + chebyshev_means(order) @ coefficients))
 
 
+LOGNORMAL, GAUSSIAN = 0, 1  # kinds of normalisation source
+
+
+@dataclass(frozen=True)
+class Nuisances:
+    """The nuisance parameters of one mass hypothesis (see the module docstring).
+
+    ``names`` lists the normalisation sources first, then the shape sources;
+    ``shape_templates`` holds each shape source's (theta = -1, theta = +1) signal shapes, in
+    the hypothesis' window; ``global_observables`` the centres of the constraints (0 for data,
+    the conditional estimates for an Asimov data set).
+    """
+
+    names: tuple[str, ...]
+    norm_kinds: np.ndarray
+    norm_sizes: np.ndarray
+    shape_templates: tuple = ()
+    global_observables: np.ndarray | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "norm_kinds", np.ascontiguousarray(self.norm_kinds, dtype=np.int64))
+        object.__setattr__(self, "norm_sizes", np.ascontiguousarray(self.norm_sizes, dtype=np.float64))
+        if len(self.names) != len(self.norm_sizes) + len(self.shape_templates):
+            raise ValueError("one name per normalisation and shape source")
+        observables = np.zeros(len(self.names)) if self.global_observables is None else self.global_observables
+        object.__setattr__(self, "global_observables", np.ascontiguousarray(observables, dtype=np.float64))
+
+    @property
+    def n_norm(self) -> int:
+        return len(self.norm_sizes)
+
+    @property
+    def n_shape(self) -> int:
+        return len(self.shape_templates)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def with_global_observables(self, values) -> Nuisances:
+        return Nuisances(self.names, self.norm_kinds, self.norm_sizes, self.shape_templates, np.asarray(values))
+
+    def morphing(self, x: np.ndarray, nominal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """L and Q of every shape source at ``x``: arrays (len(x), n_shape)."""
+        linear, quadratic = np.zeros((len(x), self.n_shape)), np.zeros((len(x), self.n_shape))
+        for j, (down, up) in enumerate(self.shape_templates):
+            low, high = down.pdf(x), up.pdf(x)
+            linear[:, j] = 0.5 * (high - low)
+            quadratic[:, j] = 0.5 * (high + low) - nominal
+        return linear, quadratic
+
+    def signal_factor(self, thetas: np.ndarray) -> float:
+        """prod_j kappa_j(theta_j) of the normalisation sources."""
+        thetas = np.asarray(thetas[: self.n_norm], dtype=float)
+        lognormal = self.norm_kinds == LOGNORMAL
+        factor = np.exp(np.sum(thetas[lognormal] * np.log1p(self.norm_sizes[lognormal])))
+        return float(factor * np.prod(1.0 + self.norm_sizes[~lognormal] * thetas[~lognormal]))
+
+    def signal_density(self, x: np.ndarray, nominal: np.ndarray, thetas: np.ndarray) -> np.ndarray:
+        """The morphed signal density at the shape sources' values in ``thetas`` (all sources)."""
+        linear, quadratic = self.morphing(x, nominal)
+        shape_thetas = np.asarray(thetas[self.n_norm :], dtype=float)
+        q = np.where(np.abs(shape_thetas) <= 1.0, shape_thetas**2, 2.0 * np.abs(shape_thetas) - 1.0)
+        return nominal + linear @ shape_thetas + quadratic @ q
+
+
+NO_NUISANCES = Nuisances((), np.zeros(0), np.zeros(0))
+
+
 @dataclass(frozen=True)
 class HypothesisData:
-    """Candidates in the window of one mass hypothesis, with the fixed signal density."""
+    """Candidates in the window of one mass hypothesis, with the fixed signal density and the
+    nuisance parameters of the systematic uncertainties (none by default)."""
 
     mass: float  # the mass hypothesis (GeV); the shape's peak may sit slightly off it
     shape: object  # SignalShape at the hypothesis; its window is the fit range
@@ -104,6 +231,29 @@ class HypothesisData:
     signal: np.ndarray
     basis: np.ndarray
     weights: np.ndarray
+    nuisances: Nuisances = NO_NUISANCES
+    linear: np.ndarray | None = None  # the shape sources' morphing at x, (n, n_shape)
+    quadratic: np.ndarray | None = None
+    fixed_background: np.ndarray | None = None  # Chebyshev coefficients held fixed (e.g. from sidebands)
+
+    def __post_init__(self):
+        if self.linear is None:
+            linear, quadratic = self.nuisances.morphing(self.x, self.signal)
+            object.__setattr__(self, "linear", np.ascontiguousarray(linear))
+            object.__setattr__(self, "quadratic", np.ascontiguousarray(quadratic))
+
+    @property
+    def n_parameters(self) -> int:
+        return 2 + self.order + len(self.nuisances)
+
+    def with_nuisances(self, nuisances: Nuisances) -> HypothesisData:
+        """The same candidates with other nuisance parameters."""
+        return replace(self, nuisances=nuisances, linear=None, quadratic=None)
+
+    def with_fixed_background(self, coefficients) -> HypothesisData:
+        """The same candidates with the background shape fixed to ``coefficients`` (only its
+        yield floats)."""
+        return replace(self, fixed_background=np.asarray(coefficients, dtype=np.float64))
 
     @property
     def lower(self) -> float:
@@ -130,6 +280,7 @@ def hypothesis_data(
     weights: np.ndarray | None = None,
     bins: int | None = None,
     mass: float | None = None,
+    nuisances: Nuisances = NO_NUISANCES,
 ) -> HypothesisData:
     """Prepare candidate masses for the fits at one hypothesis.
 
@@ -148,6 +299,8 @@ def hypothesis_data(
         cost does not grow with the number of candidates); unbinned when None.
     mass : float, optional
         The mass hypothesis (GeV) the results are reported at; the shape's peak by default.
+    nuisances : Nuisances, optional
+        Nuisance parameters of the systematic uncertainties (:func:`bumphunt.stats.systematics.nuisances_at`).
     """
     x = np.asarray(x, dtype=np.float64)
     weights = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
@@ -165,6 +318,7 @@ def hypothesis_data(
         signal=np.ascontiguousarray(shape.pdf(x)),
         basis=np.ascontiguousarray(chebyshev_basis(scaled, order)),
         weights=np.ascontiguousarray(weights),
+        nuisances=nuisances,
     )
 
 
@@ -198,9 +352,12 @@ class HypothesisLikelihood:
         params = np.asarray(params, dtype=np.float64)
         if self._last is not None and np.array_equal(params, self._last[0]):
             return self._last[1], self._last[2]
+        data = self.data
         value, gradient = _nll_and_gradient(
-            params, self.data.signal, self.data.basis, self.data.weights, self._means, self._width, self._grid_basis
-        )
+            params, data.signal, data.basis, data.weights, self._means, self._width, self._grid_basis,
+            data.nuisances.norm_kinds, data.nuisances.norm_sizes, data.linear, data.quadratic,
+            data.nuisances.global_observables,
+        )  # fmt: skip
         self._last = (params.copy(), value, gradient)
         return value, gradient
 
@@ -225,20 +382,26 @@ class HypothesisLikelihood:
         """
         n = max(self.data.n_events, 1.0)
         if start is None:
-            start = np.zeros(2 + self.data.order)
+            start = np.zeros(self.data.n_parameters)
             start[1] = n
+            start[2 + self.data.order :] = self.data.nuisances.global_observables
         start = np.array(start, dtype=np.float64)
         if n_sig is not None:
             start[0] = n_sig
         minuit = Minuit(self.nll, start, grad=self.gradient)
         minuit.errordef = Minuit.LIKELIHOOD
         minuit.limits[1] = (0.0, None)
-        default_steps = np.array([math.sqrt(n)] * 2 + [0.05] * self.data.order)
+        default_steps = np.array([math.sqrt(n)] * 2 + [0.05] * self.data.order + [0.5] * len(self.data.nuisances))
         if steps is not None:
             steps = np.where(np.isfinite(steps) & (np.asarray(steps) > 0), steps, default_steps)
         minuit.errors = default_steps if steps is None else 0.5 * steps
         if n_sig is not None:
             minuit.fixed[0] = True
+        fixed = self.data.fixed_background
+        if fixed is not None and len(fixed):
+            order = self.data.order
+            minuit.values[2 : 2 + order] = fixed
+            minuit.fixed[2 : 2 + order] = True
         minuit.strategy = 0
         minuit.tol = 0.01  # EDM < 2e-5: yields to ~0.006 standard deviations, for 1% limits
         minuit.migrad()
@@ -247,16 +410,29 @@ class HypothesisLikelihood:
             minuit.migrad()
         if errors and minuit.valid:
             minuit.hesse()
+            if not minuit.valid:  # strategy 0's quick second derivatives; more careful ones
+                minuit.strategy = 2
+                minuit.hesse()
         return HypothesisFit(np.array(minuit.values), np.array(minuit.errors), float(minuit.fval), bool(minuit.valid))
 
     def asimov(self, fit: HypothesisFit, *, n_sig: float = 0.0, bins: int = 500) -> HypothesisLikelihood:
         """Likelihood of the Asimov data set: the expected counts of ``fit``'s background
-        plus ``n_sig`` signal events, in fine bins."""
+        plus ``n_sig`` signal events, in fine bins, with the nuisance parameters and the global
+        observables at ``fit``'s values (Cowan et al. 2011, sec. 5)."""
         data = self.data
+        order, nuisances = data.order, data.nuisances
+        thetas = fit.values[2 + order :]
         edges = np.linspace(data.lower, data.upper, bins + 1)
         centres = 0.5 * (edges[1:] + edges[:-1])
-        background = background_density(centres, fit.values[2:], data.lower, data.upper)
-        expected = (fit.values[1] * background + n_sig * data.shape.pdf(centres)) * (edges[1] - edges[0])
-        return HypothesisLikelihood(
-            hypothesis_data(centres, data.shape, order=data.order, weights=expected, mass=data.mass)
-        )
+        background = background_density(centres, fit.values[2 : 2 + order], data.lower, data.upper)
+        expected = fit.values[1] * background
+        if n_sig:
+            signal = nuisances.signal_density(centres, data.shape.pdf(centres), thetas)
+            expected = expected + n_sig * nuisances.signal_factor(thetas) * signal
+        expected = expected * (edges[1] - edges[0])
+        asimov_nuisances = nuisances.with_global_observables(thetas) if len(nuisances) else nuisances
+        asimov = hypothesis_data(centres, data.shape, order=order, weights=expected, mass=data.mass,
+                                 nuisances=asimov_nuisances)  # fmt: skip
+        if data.fixed_background is not None:
+            asimov = asimov.with_fixed_background(data.fixed_background)
+        return HypothesisLikelihood(asimov)
