@@ -179,8 +179,12 @@ def test_bad_input_is_refused(model):
         zh.zfit_hypothesis(model, 2.0, order=-1)
 
 
-@pytest.mark.slow  # hepstats takes ~2.5 minutes for one mass point (bumphunt: 20 ms)
+@pytest.mark.slow  # hepstats takes ~10 s for one mass point (bumphunt: 20 ms)
 def test_hepstats_cls_agrees_with_bumphunt(model):
+    """hepstats' asymptotic CLs on the zfit model against bumphunt's; hepstats builds its Asimov
+    data set as the PDF at bin centres (its path for unbinned losses without a binned
+    conversion), as bumphunt does: ~10 s instead of ~145 s through zfit's binned model, the
+    same CLs within 0.2 % (docs/zfit.md)."""
     pytest.importorskip("hepstats", reason="hepstats is optional: pip install 'bumphunt[hepstats]'")
     from hepstats.hypotests import UpperLimit
     from hepstats.hypotests.calculators import AsymptoticCalculator
@@ -211,7 +215,7 @@ def test_hepstats_cls_agrees_with_bumphunt(model):
     start = time.perf_counter()
     hypothesis.set_values(free.values)
     loss = hypothesis.loss(x)
-    calculator = AsymptoticCalculator(loss, zfit.minimize.Minuit())
+    calculator = _UnbinnedAsimovCalculator(AsymptoticCalculator)(loss, zfit.minimize.Minuit(), asimov_bins=500)
     limit = UpperLimit(calculator, POIarray(hypothesis.n_sig, grid), POI(hypothesis.n_sig, 0.0), qtilde=True)
     pvalues = limit.pvalues(CLs=True)
     theirs = pvalues["cls"]
@@ -225,3 +229,10 @@ def test_hepstats_cls_agrees_with_bumphunt(model):
     print(f"\nhepstats: {their_time:.2f} s per mass point, bumphunt: {our_time * 1e3:.1f} ms; "
           f"max |CLs ratio - 1| {np.max(np.abs(theirs[relevant] / mine[relevant] - 1)):.2e}, "
           f"limit {crossing:.3f} vs {ours.upper_limit:.3f}")  # fmt: skip
+
+
+def _UnbinnedAsimovCalculator(base):  # noqa: N802 (a class factory: hepstats is imported in the test)
+    """hepstats' AsymptoticCalculator without the conversion of unbinned losses to zfit's
+    binned ones for the Asimov data set."""
+    return type("UnbinnedAsimovCalculator", (base,), {"UNBINNED_TO_BINNED_LOSS": {}})
+
