@@ -104,10 +104,3 @@ class Systematics:
             return factor * size if isinstance(size, float | int) else tuple((m, factor * s) for m, s in size)
 
         return Systematics(tuple(replace(s, size=times(s.size)) for s in self.sources))
-
-    def to_list(self) -> list[dict]:
-        return [
-            {"name": s.name, "type": s.kind, "size": s.size if isinstance(s.size, float | int) else
-             [list(row) for row in s.size], "constraint": s.constraint}
-            for s in self.sources
-        ]  # fmt: skip

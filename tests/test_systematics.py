@@ -2,6 +2,7 @@
 (pyhf) and the relations the profiled limits must obey."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -207,7 +208,7 @@ def test_removing_the_largest_source_changes_the_limit_most(spectrum, model):
         largest = max(sources.names, key=lambda name: impacts[name][index])
         assert largest == "efficiency"
         assert total[index] >= impacts["efficiency"][index] > impacts["lumi"][index] >= 0.0
-    # the same from the observed limits, and the table writes what it holds
+    # the same from the observed limits
     assert np.all(table.relative_impact("efficiency", "ul_obs") > table.relative_impact("lumi", "ul_obs"))
 
 
@@ -224,14 +225,8 @@ def test_removing_the_largest_source_changes_the_limit_most(spectrum, model):
     ],
 )  # fmt: skip
 def test_bad_sources_are_refused_naming_the_key(sources, error):
-    with pytest.raises(ConfigError, match=re_escape(error)):
+    with pytest.raises(ConfigError, match=re.escape(error)):
         load_config(None, {"systematics.sources": sources})
-
-
-def re_escape(text):
-    import re
-
-    return re.escape(text)
 
 
 def test_shape_interpolation_needs_the_models_errors(model):

@@ -26,8 +26,7 @@ import zfit
 from scipy.interpolate import BSpline, PPoly
 
 from ..errors import BumphuntError
-from ..stats.systematics import nuisances_at
-from ..systematics import Systematics
+from ..stats.systematics import model_nuisances
 from .signal import EDGE_CUTOFF, ShapeModel, SignalShape
 from .splines import ParameterSpline
 from .zfit_pdfs import edge_integrals_tf, zfit_combinatorial, zfit_peak
@@ -263,7 +262,7 @@ def zfit_hypothesis(
     n_sig_parameter = zfit.Parameter(f"{prefix}n_sig", n_sig, step_size=1.0)
     n_bkg_parameter = zfit.Parameter(f"{prefix}n_bkg", n_bkg, 0.0, step_size=1.0)
     coefficients = [zfit.Parameter(f"{prefix}c_bkg{k}", 0.0, step_size=0.05) for k in range(1, order + 1)]
-    nuisances = _nuisances(model, shape, mass, systematics)
+    nuisances = model_nuisances(model, shape, mass, systematics)
     thetas = [zfit.Parameter(f"{prefix}theta_{name}", 0.0, -5.0, 5.0, step_size=0.1) for name in nuisances.names]
     signal = _signal_pdf(model, params, shape, obs)
     if coefficients:
@@ -296,15 +295,6 @@ def zfit_hypothesis(
         thetas=thetas,
         constraints=constraints,
     )
-
-
-def _nuisances(model: ShapeModel, shape: SignalShape, mass: float, systematics):
-    if systematics is None:
-        systematics = Systematics()
-    elif not isinstance(systematics, Systematics):
-        systematics = Systematics.from_config({"sources": systematics})
-    errors = model.interpolation_errors if model.interpolation_table else None
-    return nuisances_at(systematics, shape, mass, errors)
 
 
 def _signal_yield(n_sig, nuisances, thetas: list, prefix: str):

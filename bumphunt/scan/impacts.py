@@ -43,9 +43,9 @@ class ImpactTable:
         return atomic_write_text(path, rows_csv(self.rows, self.columns))
 
 
-def impact_masses(masses, vetoed_ok: np.ndarray, start: float, stop: float, step: float) -> list[float]:
-    """The scanned hypotheses nearest to start, start + step, ... (each once)."""
-    masses = np.asarray(masses)[vetoed_ok]
+def impact_masses(masses, usable: np.ndarray, start: float, stop: float, step: float) -> list[float]:
+    """The ``usable`` scanned hypotheses (a mask) nearest to start, start + step, ... (each once)."""
+    masses = np.asarray(masses)[usable]
     if step <= 0.0 or len(masses) == 0:
         return []
     targets = np.arange(start, stop + 0.5 * step, step)

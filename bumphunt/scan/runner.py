@@ -23,7 +23,7 @@ from ..errors import BumphuntError
 from ..layout import OutputLayout
 from ..models.signal import ShapeModel, SignalShape
 from ..stats.background import choose_order, sideband_shape
-from ..stats.systematics import Systematics, nuisances_at
+from ..stats.systematics import model_nuisances
 from .data import Spectrum
 
 log = logging.getLogger(__name__)
@@ -80,18 +80,6 @@ def failed_row(status: str) -> dict:
     return {column: nan for column in POINT_COLUMNS if column not in ("mass", "n_events")} | {"fit_status": status}
 
 
-def point_nuisances(model: ShapeModel, shape: SignalShape, mass: float, settings: dict) -> stats.Nuisances:
-    """The nuisance parameters of ``settings["systematics"]`` (the configuration's source list,
-    or a :class:`~bumphunt.stats.systematics.Systematics`) at one mass hypothesis."""
-    systematics = settings.get("systematics") or ()
-    if not isinstance(systematics, Systematics):
-        systematics = Systematics.from_config({"sources": systematics})
-    if not systematics:
-        return stats.NO_NUISANCES
-    errors = model.interpolation_errors if model.interpolation_table else None
-    return nuisances_at(systematics, shape, mass, errors)
-
-
 def point_data(x, shape: SignalShape, model: ShapeModel, mass: float, settings: dict, *, weights=None, bins=None,
                nuisances=stats.NO_NUISANCES) -> stats.HypothesisData | str:  # fmt: skip
     """The candidates of one hypothesis' window with its background model: the order of
@@ -128,7 +116,7 @@ def evaluate_point(spectrum: Spectrum, model: ShapeModel, mass: float, settings:
     row = {"mass": mass, "n_events": part.n_events}
     if len(part) == 0 or part.n_events < MIN_EVENTS_IN_WINDOW:
         return row | failed_row(f"empty window ({part.n_events:.0f} candidates)")
-    nuisances = point_nuisances(model, shape, mass, settings)
+    nuisances = model_nuisances(model, shape, mass, settings.get("systematics"))
     scale = 1.0
     if part.binned:
         weights = part.weights

@@ -37,6 +37,7 @@ from ..models.signal import ShapeModel
 from ..plotting import plot_brazil, plot_hypothesis_fit, plot_local_significance, plot_systematic_impacts, save_figure
 from ..results import ScanResult, write_table
 from ..stats.lookelsewhere import GlobalSignificance, global_significance, upcrossings
+from ..stats.systematics import model_nuisances
 from ..systematics import Systematics
 from .data import BackgroundModel, Spectrum, candidates, spectrum_from
 from .grid import scan_grid
@@ -50,7 +51,6 @@ from .runner import (
     make_tasks,
     point_data,
     point_key,
-    point_nuisances,
     remove_stale_results,
     run_tasks,
     save_point,
@@ -301,7 +301,7 @@ def _best_fit_axes(spectrum: Spectrum, model: ShapeModel, significance: GlobalSi
     mass = significance.mass
     shape = window_shape(model, mass, settings)
     data = point_data(spectrum.x, shape, model, mass, settings, weights=spectrum.weights,
-                      nuisances=point_nuisances(model, shape, mass, settings))  # fmt: skip
+                      nuisances=model_nuisances(model, shape, mass, settings.get("systematics")))  # fmt: skip
     if isinstance(data, str):
         return None
     fit = stats.HypothesisLikelihood(data).fit()

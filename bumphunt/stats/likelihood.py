@@ -246,10 +246,6 @@ class HypothesisData:
     def n_parameters(self) -> int:
         return 2 + self.order + len(self.nuisances)
 
-    def with_nuisances(self, nuisances: Nuisances) -> HypothesisData:
-        """The same candidates with other nuisance parameters."""
-        return replace(self, nuisances=nuisances, linear=None, quadratic=None)
-
     def with_fixed_background(self, coefficients) -> HypothesisData:
         """The same candidates with the background shape fixed to ``coefficients`` (only its
         yield floats)."""

@@ -28,7 +28,7 @@ from ..errors import ConfigError
 from ..systematics import Source, Systematics
 from .likelihood import GAUSSIAN, LOGNORMAL, NO_NUISANCES, Nuisances
 
-__all__ = ["Source", "Systematics", "nuisances_at", "scaled_peak"]
+__all__ = ["Source", "Systematics", "model_nuisances", "nuisances_at", "scaled_peak"]
 
 CONSTRAINT_KINDS = {"lognormal": LOGNORMAL, "gaussian": GAUSSIAN}
 
@@ -83,3 +83,15 @@ def nuisances_at(systematics: Systematics, shape, mass: float, interpolation_err
         return NO_NUISANCES
     return Nuisances(tuple(names + shape_names), np.array(kinds, dtype=np.int64), np.array(sizes),
                      tuple(shape_templates))  # fmt: skip
+
+
+def model_nuisances(model, shape, mass: float, systematics) -> Nuisances:
+    """:func:`nuisances_at` for a signal model (:class:`bumphunt.models.ShapeModel`, whose
+    interpolation errors the ``shape_interpolation`` sources use); ``systematics`` a
+    :class:`Systematics`, the ``systematics.sources`` list of a configuration, or None."""
+    if not isinstance(systematics, Systematics):
+        systematics = Systematics.from_config({"sources": systematics or []})
+    if not systematics:
+        return NO_NUISANCES
+    errors = model.interpolation_errors if model.interpolation_table else None
+    return nuisances_at(systematics, shape, mass, errors)
