@@ -19,6 +19,7 @@ dtypes. Events that cannot be fitted get a :class:`FitStatus` code and NaN outpu
 from __future__ import annotations
 
 import enum
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,12 +33,14 @@ from .errors import NtupleError
 from .kinematics import Beams
 from .layout import OutputLayout
 from .ntuple import (
+    BASE_KEY,
     PHOTON_BRANCHES,
     SAMPLES,
     Branch,
     NtupleWriter,
     check_branches,
     diphoton_masses,
+    friend_fingerprint,
     iterate_ntuple,
     num_entries,
     read_metadata,
@@ -489,10 +492,14 @@ def kinfit_ntuple(
     max_iterations: int = 20,
     progress: bool = True,
 ) -> KinfitSummary:
-    """Fit every event of an ntuple and write it again with the fit branches added.
+    """Fit every event of an ntuple and write the fit branches, :data:`KINFIT_BRANCHES`, as
+    an ntuple that extends the input.
 
-    All branches of the input are kept (fit branches already present are replaced). The
-    input is read in chunks of ``step_size`` events; the output appears only when complete.
+    The output holds the fit branches only, with the input's metadata, its path relative to
+    the output (``base``) and its fingerprint (``friend_of``): the readers of
+    :mod:`bumphunt.ntuple` read every other branch from the input (:func:`~bumphunt.ntuple.base_ntuple`),
+    so nothing is stored twice. Fit branches already in the input are shadowed by the new
+    ones. The input is read in chunks of ``step_size`` events; the output appears only when complete.
 
     Raises
     ------
@@ -505,21 +512,19 @@ def kinfit_ntuple(
     started = time.perf_counter()
     check_branches(input_path, PHOTON_BRANCHES)
     n_total = num_entries(input_path)
-    chunks = iterate_ntuple(input_path, None, step_size=step_size)
-    first = next(chunks)
-    kept = [name for name in first if name not in KINFIT_BRANCHES]
-    schema = {name: Branch(str(first[name].dtype), first[name].shape[1:], "", "") for name in kept}
-    schema.update(KINFIT_BRANCHES)
+    chunks = iterate_ntuple(input_path, PHOTON_BRANCHES, step_size=step_size)
     try:
         metadata = read_metadata(input_path)
     except NtupleError:
         metadata = {}
+    metadata[BASE_KEY] = os.path.relpath(input_path.resolve(), output_path.resolve().parent)
+    metadata["friend_of"] = friend_fingerprint(input_path)
     counts = np.zeros(len(FitStatus), dtype=np.int64)
-    with progress_bar(progress) as bar, NtupleWriter(output_path, schema) as writer:
+    with progress_bar(progress) as bar, NtupleWriter(output_path, KINFIT_BRANCHES) as writer:
         advance = bar.add(f"kinfit {input_path.stem}", n_total)
-        for chunk in _chain_first(first, chunks):
+        for chunk in chunks:
             fitted = fit_branches(chunk, beam, max_iterations=max_iterations)
-            writer.extend({**{name: chunk[name] for name in kept}, **fitted})
+            writer.extend(fitted)
             counts += np.bincount(fitted["fit_status"], minlength=len(FitStatus))
             advance(len(fitted["fit_status"]))
         status_counts = {status.name.lower(): int(counts[status]) for status in FitStatus}
@@ -530,11 +535,6 @@ def kinfit_ntuple(
         }
         writer.metadata = metadata
     return KinfitSummary(input_path, output_path, writer.entries, status_counts, time.perf_counter() - started)
-
-
-def _chain_first(first, rest):
-    yield first
-    yield from rest
 
 
 def run_kinfit(

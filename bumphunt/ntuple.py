@@ -69,6 +69,9 @@ PAIRS = ((0, 1), (0, 2), (1, 2))
 
 TREE_NAME = "events"
 METADATA_NAME = "metadata"
+#: Metadata key of an ntuple that holds only its own branches of another ntuple's events:
+#: the path of that base ntuple, relative to the folder of the extending one.
+BASE_KEY = "base"
 NTUPLE_VERSION = 1
 #: ZSTD level of the baskets: level 1 is as small as higher levels on these events (floats
 #: whose mantissas do not compress) and the fastest.
@@ -355,13 +358,14 @@ def read_ntuple(
     ----------
     path : str or Path
     branches : sequence of str, optional
-        Branches to read; all of ``path`` when None.
+        Branches to read; all of ``path`` and of the ntuple it extends when None.
     tree : str
         Tree name.
     friends : sequence of paths
         Friend ntuples (the same events, more branches, e.g. the selection's score): a branch
-        that ``path`` lacks is read from the first friend holding it. A friend made from
-        another version of ``path`` is an error.
+        that ``path`` lacks is read from the first friend holding it, then from the ntuple
+        ``path`` extends (:func:`base_ntuple`: the kinematic fit's output extends the
+        simulated events). A friend made from another version of ``path`` is an error.
 
     Raises
     ------
@@ -369,9 +373,13 @@ def read_ntuple(
         The file, the tree or a requested branch does not exist, or the file is truncated
         or corrupted.
     """
-    if friends:
+    if friends or base_ntuple(path) is not None:
         parts = _friend_parts(path, branches, friends, tree)
-        return {name: array for part, names in parts for name, array in read_ntuple(part, names, tree=tree).items()}
+        return {name: array for part, names in parts for name, array in _read_own(part, names, tree).items()}
+    return _read_own(path, branches, tree)
+
+
+def _read_own(path, branches, tree) -> dict[str, np.ndarray]:
     file, ttree = _open_tree(path, tree)
     with file:
         wanted = _checked_branches(path, ttree, branches)
@@ -393,12 +401,12 @@ def iterate_ntuple(
     file, tree or branch, when iterated for corrupted data. ``friends`` as in
     :func:`read_ntuple` (``step_size`` then counts entries).
     """
-    if friends:
+    if friends or base_ntuple(path) is not None:
         if not isinstance(step_size, int):
             raise ValueError("reading with friend ntuples needs a step size in entries")
         parts = _friend_parts(path, branches, friends, tree)
         return _iterate_together(parts, tree, step_size)
-    wanted = check_branches(path, branches, tree=tree)
+    wanted = _own_branches(path, branches, tree)
     return _iterate(path, tree, wanted, step_size)
 
 
@@ -438,21 +446,45 @@ def friend_fingerprint(path: str | Path) -> dict:
     return {"file": path.name, "entries": num_entries(path), "size": path.stat().st_size, "metadata_sha256": digest}
 
 
+def base_ntuple(path: str | Path) -> Path | None:
+    """The ntuple whose events ``path`` extends with branches of its own (the kinematic fit's
+    output extends the simulated ntuple), from its metadata's :data:`BASE_KEY` (relative to
+    the real location of ``path``, links followed); None for a complete ntuple, or one that
+    cannot be read (its readers say why)."""
+    try:
+        base = read_metadata(path).get(BASE_KEY)
+    except NtupleError:
+        return None
+    return Path(os.path.normpath(Path(path).resolve().parent / base)) if base else None
+
+
 def _friend_parts(path, branches, friends, tree) -> list[tuple[Path, list[str]]]:
-    """Which file each requested branch is read from: ``path`` first, then the friends in order.
+    """Which file each requested branch is read from: ``path`` first, then the friends in
+    order, then the ntuple ``path`` extends (:func:`base_ntuple`) and its own base.
 
     A friend is an ntuple whose metadata ``friend_of`` holds :func:`friend_fingerprint` of
-    ``path``: the same events in the same order, with more branches.
+    ``path``: the same events in the same order, with more branches. An ntuple that extends
+    a base holds the base's fingerprint in its own ``friend_of``.
     """
-    own = check_branches(path, None, tree=tree)
-    wanted = own if branches is None else list(branches)
+    own = _own_branches(path, None, tree)
+    base = base_ntuple(path)
+    if base is not None:
+        if not base.is_file():
+            raise NtupleError(f"{path} extends {base}, which does not exist: rerun the stage that wrote {path}")
+        if read_metadata(path).get("friend_of") != friend_fingerprint(base):
+            raise NtupleError(f"{path} was made from another version of {base}: rerun the stage that wrote it")
+        base_branches = check_branches(base, None, tree=tree)
+    if branches is not None:
+        wanted = list(branches)
+    else:
+        wanted = own + ([b for b in base_branches if b not in own] if base is not None else [])
     parts = [(Path(path), [b for b in wanted if b in own])]
     missing = [b for b in wanted if b not in own]
     fingerprint = None
     for friend in friends:
         if not missing:
             break
-        names = [b for b in missing if b in check_branches(friend, None, tree=tree)]
+        names = [b for b in missing if b in _own_branches(friend, None, tree)]
         if not names:
             continue
         fingerprint = fingerprint or friend_fingerprint(path)
@@ -460,10 +492,14 @@ def _friend_parts(path, branches, friends, tree) -> list[tuple[Path, list[str]]]
             raise NtupleError(f"{friend} was made from another version of {path}: rerun the stage that wrote it")
         parts.append((Path(friend), names))
         missing = [b for b in missing if b not in names]
+    if missing and base is not None:
+        names = [b for b in missing if b in base_branches]
+        parts += _friend_parts(base, names, (), tree) if names else []
+        missing = [b for b in missing if b not in names]
     if missing:
-        searched = ", ".join(str(f) for f in friends)
+        searched = ", ".join(str(f) for f in (*friends, *([base] if base else [])))
         message = f"{path}: tree '{tree}' lacks branch(es) {', '.join(missing)}"
-        raise NtupleError(f"{message} (nor do its friends {searched})")
+        raise NtupleError(f"{message} (nor do its friends {searched})" if searched else message)
     return [(part, names) for part, names in parts if names]
 
 
@@ -482,6 +518,14 @@ def check_branches(path: str | Path, branches: Sequence[str] | None, *, tree: st
     NtupleError
         The file, the tree or a branch does not exist.
     """
+    if base_ntuple(path) is not None:
+        found = [name for _, names in _friend_parts(path, branches, (), tree) for name in names]
+        return found if branches is None else list(branches)
+    return _own_branches(path, branches, tree)
+
+
+def _own_branches(path, branches, tree) -> list[str]:
+    """The requested branches (all when None) of the file itself, checked."""
     file, ttree = _open_tree(path, tree)
     with file:
         return _checked_branches(path, ttree, branches)

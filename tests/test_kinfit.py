@@ -241,6 +241,40 @@ def test_ntuple_stage_adds_fit_branches(simulated, tmp_path):
     assert width_after < width_before / 3
 
 
+def test_the_fit_ntuple_extends_its_input_without_copying_it(simulated, tmp_path):
+    import shutil
+
+    import uproot
+
+    from bumphunt.errors import NtupleError
+    from bumphunt.kinfit import KINFIT_BRANCHES, kinfit_ntuple
+    from bumphunt.ntuple import base_ntuple, check_branches, iterate_ntuple
+
+    _, summaries = simulated
+    folder = tmp_path / "analysis"
+    (folder / "simulation").mkdir(parents=True)
+    source = shutil.copy2(summaries["ggg"].path, folder / "simulation" / "ggg.root")
+    target = folder / "kinfit" / "ggg.root"
+    target.parent.mkdir()
+    kinfit_ntuple(source, target, BEAM, progress=False)
+    with uproot.open(target) as file:
+        assert sorted(file["events"].keys()) == sorted(KINFIT_BRANCHES)
+    assert base_ntuple(target) == source.resolve()
+    assert check_branches(target, None) == list(KINFIT_BRANCHES) + list(read_ntuple(source))
+    chunks = list(iterate_ntuple(target, ["gen_mass", "m_gg_fit", "weight"], step_size=1000))
+    assert len(chunks) > 1
+    np.testing.assert_array_equal(np.concatenate([c["weight"] for c in chunks]), read_ntuple(source)["weight"])
+    # moved together, the pair still reads; the input replaced or gone is an error
+    moved = shutil.copytree(folder, tmp_path / "moved", copy_function=shutil.copy2)
+    assert len(read_ntuple(moved / "kinfit" / "ggg.root", ["photon_E", "fit_chi2"])["photon_E"]) > 0
+    shutil.copy2(summaries["alp"].path, moved / "simulation" / "ggg.root")
+    with pytest.raises(NtupleError, match="made from another version of .*simulation/ggg.root: rerun"):
+        read_ntuple(moved / "kinfit" / "ggg.root", ["photon_E"])
+    (moved / "simulation" / "ggg.root").unlink()
+    with pytest.raises(NtupleError, match="extends .*ggg.root, which does not exist"):
+        check_branches(moved / "kinfit" / "ggg.root", ["fit_chi2", "photon_E"])
+
+
 def test_ntuple_stage_errors(simulated, tmp_path):
     import uproot
 
