@@ -42,9 +42,17 @@ POINTS_PER_TASK = 16
 _BINS = 2000  # binned likelihood: bins of window / 2000 = sigma / 50 at +-20 sigma
 
 
-@lru_cache(maxsize=4)
 def load_model(path: str) -> ShapeModel:
-    """The signal model at ``path``, read once per process."""
+    """The signal model at ``path``, read once per process and again when the file changes."""
+    try:
+        status = Path(path).stat()
+    except OSError:
+        return ShapeModel.load(path)  # its error names the file
+    return _load_model(path, status.st_mtime_ns, status.st_size)
+
+
+@lru_cache(maxsize=4)
+def _load_model(path: str, mtime_ns: int, size: int) -> ShapeModel:
     return ShapeModel.load(path)
 
 
