@@ -18,16 +18,8 @@ import click
 from ._version import __version__
 from .errors import BumphuntError, ConfigError
 
-#: Stages of the full chain, in order, and whether this version provides them.
-STAGES = {
-    "simulate": True,
-    "kinfit": True,
-    "select": True,
-    "shapes": True,
-    "scan": True,
-    "limits": True,
-    "exclusion": True,
-}
+#: The stages of ``bumphunt run``, in order (bumphunt.pipeline.CHAIN, which imports more).
+_CHAIN = ("simulation", "kinfit", "select", "shapes", "scan", "exclusion", "report")
 
 
 class _InContext:
@@ -497,29 +489,123 @@ def _run_exclusion(config, *, output=None, scan_table=None, quiet=False):
 
 
 @main.command()
+@click.argument("config_file", required=False, type=click.Path(dir_okay=False))
 @config_option
 @set_option
+@click.option("--quick", is_flag=True, help="A reduced analysis for smoke tests (bumphunt/data/quick.yaml).")
+@click.option(
+    "--force",
+    metavar="[STAGE]",
+    is_flag=False,
+    flag_value="all",
+    default=None,
+    type=click.Choice(["all", *_CHAIN]),
+    help="Redo STAGE (and so every later one) even when up to date; alone: every stage.",
+)
 @workers_option
 @quiet_option
-def run(config_path, settings, workers, quiet):
-    """Run the whole analysis chain on a configuration (default: the bundled analysis).
+def run(config_file, config_path, settings, quick, force, workers, quiet):
+    """Run the whole analysis: simulate, kinfit, select, shapes, scan, exclusion and the report.
+
+    \b
+    CONFIG_FILE is the analysis YAML (default: the bundled analysis; -c works too). A stage
+    whose settings, code and inputs did not change since its last run is skipped: its
+    fingerprint is recorded in <stage folder>/fingerprint.json. The report is
+    <output_dir>/report/report.html.
 
     \b
     Examples:
       bumphunt run                                      # bundled default analysis -> bumphunt_output/
-      bumphunt run -c my.yaml --workers 2
+      bumphunt run my.yaml --workers 2
+      bumphunt run --quick                              # the chain on a small analysis, ~1 minute
+      bumphunt run --force scan                         # redo the scan, the exclusion and the report
     """
-    config = _load(config_path, settings)
+    if config_file and config_path:
+        raise ConfigError(f"give the configuration once: {config_file} or -c {config_path}")
+    config = _load_run_config(config_file or config_path, settings, quick)
+    _run_chain(config, force=force, workers=workers, quiet=quiet)
+
+
+def _load_run_config(config_path, settings, quick: bool) -> dict:
+    """The configuration of a run: ``--quick`` sets its reduced analysis first, ``--set`` wins."""
+    from importlib import resources
+
+    from .config import load_config, load_yaml
+
+    overrides = load_yaml(resources.files("bumphunt.data").joinpath("quick.yaml").read_text()) if quick else {}
+    return load_config(config_path, {**overrides, **_parse_overrides(settings)})
+
+
+def _run_chain(config, *, force=None, workers=None, quiet=False) -> list[dict]:
+    """Run every stage of the chain that is not up to date; returns what each did."""
+    import time
+
+    from . import pipeline
+    from ._progress import shared_progress
+    from .layout import OutputLayout
+
+    layout = OutputLayout.from_config(config)
+    runners = {
+        "simulation": lambda: _run_simulation(config, workers=workers, quiet=quiet),
+        "kinfit": lambda: _run_kinfit(config, quiet=quiet),
+        "select": lambda: _run_select(config, quiet=quiet),
+        "shapes": lambda: _run_shapes(config, quiet=quiet),
+        "scan": lambda: _run_scan(config, workers=workers, quiet=quiet),
+        "exclusion": lambda: _run_exclusion(config, quiet=quiet),
+        "report": lambda: _run_report(config, stages=done),
+    }
+    forced = set(_CHAIN[_CHAIN.index(force) :]) if force not in (None, "all") else set(_CHAIN) if force else set()
+    done = []
     click.echo(f"analysis '{config['name']}' -> {config['output_dir']}")
-    _run_simulation(config, workers=workers, quiet=quiet)
-    _run_kinfit(config, quiet=quiet)
-    _run_select(config, quiet=quiet)
-    _run_shapes(config, quiet=quiet)
-    _run_scan(config, workers=workers, quiet=quiet)
-    _run_exclusion(config, quiet=quiet)
-    missing = [stage for stage, built in STAGES.items() if not built]
-    if missing:
-        click.echo(f"not built yet: {', '.join(missing)}")
+    with shared_progress(not quiet) as display:
+        advance = display.add("analysis", total=len(_CHAIN))
+        for stage in pipeline.CHAIN:
+            fingerprint, reason = pipeline.check(stage, config, layout)
+            if stage.name in forced:
+                reason = "forced"
+            if reason is None:
+                click.echo(f"{stage.name}: up to date, skipped")
+                done.append({"stage": stage.name, "status": "skipped", "seconds": 0.0})
+            else:
+                click.echo(f"{stage.name}: runs ({reason})")
+                start = time.perf_counter()
+                runners[stage.name]()
+                seconds = time.perf_counter() - start
+                pipeline.record(stage, fingerprint, layout, seconds)
+                done.append({"stage": stage.name, "status": "ran", "seconds": seconds})
+            advance(1)
+    ran = [f"{entry['stage']} {entry['seconds']:.0f} s" for entry in done if entry["status"] == "ran"]
+    click.echo(f"run: {', '.join(ran) if ran else 'every stage up to date'} -> {layout.report_dir / 'report.html'}")
+    return done
+
+
+@main.command()
+@config_option
+@set_option
+def report(config_path, settings):
+    """Write the report of an analysis' results: <output_dir>/report/report.html.
+
+    \b
+    One self-contained page (figures embedded): the settings, the background composition,
+    the selection, the resolution curve, the largest excess, the Brazil plot, the g_agg
+    exclusion with the published curve, the systematics impact, the software versions and
+    every figure of the results folder. `bumphunt run` writes it as its last stage; this
+    command writes it again, e.g. after running a stage on its own.
+
+    \b
+    Examples:
+      bumphunt report                                   # -> bumphunt_output/report/report.html
+      bumphunt report -c my.yaml
+    """
+    _run_report(_load(config_path, settings))
+
+
+def _run_report(config, *, stages=None):
+    from .report import write_report
+
+    path = write_report(config, stages=stages)
+    click.echo(f"report -> {path}")
+    return path
 
 
 @main.group()

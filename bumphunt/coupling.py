@@ -15,9 +15,11 @@ limit quoted; an excluded region that closes again is reported as an island.
 
 from __future__ import annotations
 
+import csv
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import resources
 
 import numpy as np
 from scipy.optimize import brentq
@@ -163,3 +165,22 @@ def limit_columns(events_limit: float, mass: float, luminosity: float, sqrt_s: f
 def prompt_exclusion(mass: float, events_limit: float, efficiency: float, luminosity: float, sqrt_s: float) -> dict:
     """:func:`limit_columns` for prompt decays (the efficiency of the generated ALPs)."""
     return limit_columns(events_limit, mass, luminosity, sqrt_s, efficiency)
+
+
+#: The digitised published limit in the package's data folder.
+PUBLISHED_FILE = "belle2_2020_alp_gagg_limit.csv"
+
+
+def published_limit() -> tuple[np.ndarray, np.ndarray, str]:
+    """The published Belle II 2020 observed g_agg limit (PRL 125 (2020) 161806), digitised.
+
+    Returns
+    -------
+    mass (GeV), g_agg (GeV^-1) in plot order (the curve is not monotonic in mass), and the
+    source lines of the file.
+    """
+    text = resources.files("bumphunt.data").joinpath(PUBLISHED_FILE).read_text()
+    source = "\n".join(line[2:] for line in text.splitlines() if line.startswith("#"))
+    rows = list(csv.DictReader(line for line in text.splitlines() if not line.startswith("#")))
+    return (np.array([float(r["mass_gev"]) for r in rows]), np.array([float(r["g_agg_gev_inv"]) for r in rows]),
+            source)  # fmt: skip

@@ -10,7 +10,7 @@ An analysis writes below its ``output_dir`` one folder per stage::
       scan/results.csv, results.json, points/m<mass>.json, plots
       count/results.csv, results.json, windows.csv, plots
       exclusion/exclusion.csv, exclusion.json, plots
-      report/                       stage to come
+      report/report.html            the run report (with resolution.png)
 
 Stages find each other's files only through :class:`OutputLayout`; a stage whose output is
 redirected (``--output``) gets a layout with that folder (:meth:`OutputLayout.with_stage_dir`).
@@ -231,3 +231,13 @@ class OutputLayout:
     @property
     def report_dir(self) -> Path:
         return self.stage_dir("report")
+
+    @property
+    def report_html(self) -> Path:
+        """The run report: one self-contained HTML page (:func:`bumphunt.report.write_report`)."""
+        return self.report_dir / "report.html"
+
+    @property
+    def resolution_plot(self) -> Path:
+        """The signal's mass resolution versus mass, drawn by the report."""
+        return self.report_dir / "resolution.png"

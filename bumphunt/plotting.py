@@ -130,6 +130,43 @@ def _draw_shape_parameters(model):
     return fig
 
 
+def plot_resolution(model, *, ax=None, points: int = 300):
+    """The mass resolution sigma(m) of a signal model versus m_a, in MeV: the interpolated curve
+    the scan steps and windows with (:meth:`~bumphunt.models.ShapeModel.resolution`) and the
+    resolution of each per-mass fit (held-out masses apart).
+
+    Parameters
+    ----------
+    model : bumphunt.models.ShapeModel
+    ax : matplotlib Axes, optional
+    points : int
+        Masses the curve is evaluated at, across the model's mass range.
+    """
+    low, high = model.mass_range
+    grid = np.linspace(low, high, points)
+    held = {round(m, 9) for m in model.held_out}
+    with _style(ax is None):
+        ax = _new_axes(ax, (12, 7))
+        ax.plot(
+            grid, 1e3 * np.asarray(model.resolution(grid)), color="C0", linewidth=2, label="interpolation", zorder=3
+        )
+        for label, held_out, style in (("fitted", False, dict(color="k", marker="o")),
+                                       ("held out", True, dict(color="C3", marker="s"))):  # fmt: skip
+            fits = [f for f in model.fits if f.ok and np.isfinite(f.values.get("resolution", np.nan))
+                    and (round(f.mass, 9) in held) == held_out]  # fmt: skip
+            if fits:
+                mass = np.array([f.mass for f in fits])
+                value = np.array([f.values["resolution"] for f in fits])
+                error = np.nan_to_num(np.array([f.errors.get("resolution", np.nan) for f in fits], dtype=float))
+                ax.errorbar(mass, 1e3 * value, yerr=1e3 * error, linestyle="none", markersize=4, label=label, **style)
+        ax.set_xlabel(r"$m_a$ [GeV]")
+        ax.set_ylabel(PARAMETER_LABELS["resolution"])
+        ax.set_xlim(low, high)
+        ax.set_ylim(0, None)
+        ax.legend(fontsize=16)
+    return ax
+
+
 def _measured(fit, name: str) -> bool:
     """Whether a per-mass fit determined the parameter ``name``."""
     if name == "c1":
@@ -252,7 +289,8 @@ def plot_brazil(result, *, ax=None, ylabel: str = "95% CL upper limit on $N_{sig
 
     Parameters
     ----------
-    result : ScanResult, or any object with the columns ``names`` and ``vetoed``
+    result : ScanResult
+        Or any object with the columns ``names`` and ``vetoed``.
     ax : matplotlib Axes, optional
     names : six column names
         Expected -2, -1, median, +1, +2 sigma and observed.

@@ -12,7 +12,7 @@ import bumphunt
 
 PACKAGE = Path(bumphunt.__file__).parent
 #: Stage packages (or modules): each reads the files of the one before and writes its own.
-STAGES = ("simulation", "kinfit", "select", "shapes", "scan", "exclusion", "count")
+STAGES = ("simulation", "kinfit", "select", "shapes", "scan", "exclusion", "count", "report")
 #: Modules that drive stages and so may import any of them (inside their commands).
 DRIVERS = ("cli", "__init__")
 

@@ -59,18 +59,6 @@ def test_simulate_writes_ntuples(tmp_path):
     assert not (tmp_path / "simulation" / "eta_gamma.root").exists()
 
 
-def test_run_goes_from_events_to_the_exclusion(tmp_path):
-    result = CliRunner().invoke(main, ["run", "--set", f"output_dir={tmp_path}", "-q", *SMALL])
-    assert result.exit_code == 0, result.output
-    assert "not built yet" not in result.output
-    assert "exclusion: " in result.output and (tmp_path / "exclusion" / "exclusion.csv").is_file()
-    assert "select: working point" in result.output and (tmp_path / "select" / "ggg.root").is_file()
-    assert (tmp_path / "shapes" / "signal_shapes.json").is_file()
-    assert "scan: " in result.output and (tmp_path / "scan" / "results.csv").is_file()
-    assert (tmp_path / "kinfit" / "ggg.root").is_file()
-    assert (tmp_path / "simulation" / "ggg.root").is_file()
-
-
 def test_user_errors_are_one_line_with_exit_code_2(tmp_path):
     runner = CliRunner()
     bad = load_config()

@@ -12,20 +12,18 @@ efficiency map) where :class:`~bumphunt.layout.OutputLayout` says.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
 import time
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from .._io import atomic_write_text, writable_folder
 from .._progress import progress_bar
-from ..coupling import REACH, coupling_limit, prompt_coupling_limit
+from ..coupling import REACH, coupling_limit, prompt_coupling_limit, published_limit
 from ..errors import BumphuntError
 from ..kinematics import Beams
 from ..layout import OutputLayout
@@ -45,7 +43,6 @@ COLUMNS = (
     "efficiency_at_limit", "efficiency_error_at_limit", "ctau_at_limit_cm", "g_obs_prompt", "excluded_obs", "status",
 )  # fmt: skip
 STRING_COLUMNS = ("excluded_obs", "status")
-PUBLISHED_FILE = "belle2_2020_alp_gagg_limit.csv"
 
 log = logging.getLogger(__name__)
 
@@ -73,21 +70,6 @@ class ExclusionSummary:
     table_json: Path
     plots: list[Path]
     seconds: float
-
-
-def published_limit() -> tuple[np.ndarray, np.ndarray, str]:
-    """The published Belle II 2020 observed g_agg limit (PRL 125 (2020) 161806), digitised.
-
-    Returns
-    -------
-    mass (GeV), g_agg (GeV^-1) in plot order (the curve is not monotonic in mass), and the
-    source lines of the file.
-    """
-    text = resources.files("bumphunt.data").joinpath(PUBLISHED_FILE).read_text()
-    source = "\n".join(line[2:] for line in text.splitlines() if line.startswith("#"))
-    rows = list(csv.DictReader(line for line in text.splitlines() if not line.startswith("#")))
-    return (np.array([float(r["mass_gev"]) for r in rows]), np.array([float(r["g_agg_gev_inv"]) for r in rows]),
-            source)  # fmt: skip
 
 
 def exclusion_row(row: dict, model: ShapeModel, luminosity: float, sqrt_s: float) -> dict:

@@ -1,0 +1,318 @@
+"""The chain of ``bumphunt run``: its stages in order, and the fingerprints that let a rerun
+skip a stage whose inputs, settings and code did not change.
+
+A stage's fingerprint hashes
+
+- the configuration keys it reads (:attr:`Stage.settings`),
+- its code: the source of every bumphunt module its entry module imports, directly or not,
+  and the versions of the libraries the numbers depend on,
+- the files it reads from outside the analysis (a data ntuple, a signal-shape file),
+- the previous stage's fingerprint and the size and modification time of its outputs.
+
+After a stage finishes, :func:`record` writes the fingerprint, its parts and the list of
+the stage's files to ``<stage folder>/fingerprint.json``. The stage is up to date while that
+record's fingerprint equals the one computed now and every file it lists is unchanged
+(:func:`check`); a rerun stage changes its outputs, so every later stage reruns too.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.util
+import json
+import math
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import metadata, resources
+from pathlib import Path
+
+from ._io import write_json
+from ._version import __version__
+from .errors import BumphuntError
+from .layout import OutputLayout
+
+#: The file next to a stage's outputs that records how they were made.
+RECORD_NAME = "fingerprint.json"
+#: Files of a stage folder that are not its outputs.
+_NOT_OUTPUTS = (RECORD_NAME, ".lock")
+#: Libraries whose version is part of every stage's code.
+LIBRARIES = ("numpy", "scipy", "numba", "uproot", "iminuit", "zfit", "tensorflow")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the chain.
+
+    Parameters
+    ----------
+    name : str
+        The stage's name, also its folder in the :class:`~bumphunt.layout.OutputLayout`.
+    entry : str
+        The module that runs it: its import closure within bumphunt is the stage's code.
+    settings : tuple of str
+        The configuration keys it reads, dotted (``"scan.start"``) or whole sections; ``"*"``
+        for the whole configuration.
+    data_files : tuple of str
+        Files of the package's data folder it reads (the published limit, say).
+    """
+
+    name: str
+    entry: str
+    settings: tuple[str, ...]
+    data_files: tuple[str, ...] = ()
+
+
+#: The chain of ``bumphunt run``, in order; each stage reads the outputs of the ones before.
+CHAIN = (
+    Stage("simulation", "bumphunt.simulation.stage",
+          ("seed", "luminosity", "beam", "detector", "preselection", "simulation")),
+    Stage("kinfit", "bumphunt.kinfit", ("beam", "kinfit")),
+    Stage("select", "bumphunt.select.stage", ("seed", "luminosity", "beam", "select", "scan.start", "scan.stop")),
+    Stage("shapes", "bumphunt.shapes.stage", ("beam", "shapes")),
+    Stage("scan", "bumphunt.scan.stage",
+          ("seed", "luminosity", "beam", "scan", "shapes.selection", "shapes.mass_variable", "systematics")),
+    Stage("exclusion", "bumphunt.exclusion.stage", ("luminosity", "beam", "scan.shapes", "exclusion"),
+          ("belle2_2020_alp_gagg_limit.csv",)),
+    Stage("report", "bumphunt.report", ("*",), ("belle2_2020_alp_gagg_limit.csv",)),
+)  # fmt: skip
+STAGE_NAMES = tuple(stage.name for stage in CHAIN)
+
+
+def stage_by_name(name: str) -> Stage:
+    """The stage called ``name``; a BumphuntError names the choices otherwise."""
+    for stage in CHAIN:
+        if stage.name == name:
+            return stage
+    raise BumphuntError(f"unknown stage {name!r}; choose from {', '.join(STAGE_NAMES)}")
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """A stage's fingerprint and the parts it hashes (kept in the record to say what changed)."""
+
+    stage: str
+    parts: dict = field(hash=False)
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.parts, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def fingerprint(stage: Stage | str, config: Mapping, layout: OutputLayout | None = None) -> Fingerprint:
+    """The fingerprint of ``stage`` for ``config``, from the files on disk now."""
+    stage = stage if isinstance(stage, Stage) else stage_by_name(stage)
+    layout = layout or OutputLayout.from_config(config)
+    index = STAGE_NAMES.index(stage.name)
+    upstream = None
+    if index > 0:
+        previous = CHAIN[index - 1]
+        record_now = read_record(previous, layout)
+        upstream = {
+            "stage": previous.name,
+            "fingerprint": record_now.get("fingerprint") if record_now else None,
+            "outputs": _file_signatures(layout.stage_dir(previous.name)),
+        }
+    parts = {
+        "settings": settings_of(stage, config),
+        "code": code_identity(stage),
+        "inputs": _external_inputs(stage, config),
+        "upstream": upstream,
+    }
+    return Fingerprint(stage.name, parts)
+
+
+def settings_of(stage: Stage, config: Mapping) -> dict:
+    """The values of the configuration keys ``stage`` reads, by dotted key."""
+    if stage.settings == ("*",):
+        return {key: value for key, value in config.items() if key != "output_dir"}
+    values = {}
+    for key in stage.settings:
+        node = config
+        for part in key.split("."):
+            node = node[part]
+        values[key] = node
+    return values
+
+
+def code_identity(stage: Stage) -> dict:
+    """Hashes of the source of every bumphunt module the stage imports and of its data files,
+    with the versions of bumphunt, Python and the numerical libraries."""
+    identity = {"bumphunt": __version__, "python": sys.version.split()[0]}
+    identity |= {name: _library_version(name) for name in LIBRARIES}
+    package_root = Path(importlib.util.find_spec("bumphunt").origin).parent
+    for path in sorted(_import_closure(stage.entry)):
+        identity[Path(path).relative_to(package_root.parent).as_posix()] = _file_hash(path)
+    for name in stage.data_files:
+        identity[f"bumphunt/data/{name}"] = hashlib.sha256(
+            resources.files("bumphunt.data").joinpath(name).read_bytes()
+        ).hexdigest()[:16]
+    return identity
+
+
+def _library_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _file_hash(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+@cache
+def _import_closure(module: str) -> frozenset[str]:
+    """The source files of ``module`` and of every bumphunt module it imports, at any depth,
+    the packages' ``__init__`` included (imports inside functions count too)."""
+    files, todo, seen = set(), [module], set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+            continue
+        files.add(spec.origin)
+        parent = name.rpartition(".")[0]
+        if parent:
+            todo.append(parent)
+        is_package = spec.submodule_search_locations is not None
+        package = name if is_package else parent
+        for node in ast.walk(ast.parse(Path(spec.origin).read_text(), spec.origin)):
+            todo.extend(_imported_modules(node, package))
+    return frozenset(files)
+
+
+def _imported_modules(node: ast.AST, package: str) -> list[str]:
+    """The bumphunt modules an import statement may load (``from x import y``: x and x.y)."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names if alias.name.split(".")[0] == "bumphunt"]
+    if not isinstance(node, ast.ImportFrom):
+        return []
+    if node.level:
+        base = package.split(".")
+        base = base[: len(base) - (node.level - 1)]
+        module = ".".join(base + ([node.module] if node.module else []))
+    else:
+        module = node.module or ""
+    if module.split(".")[0] != "bumphunt":
+        return []
+    candidates = [module] + [f"{module}.{alias.name}" for alias in node.names]
+    return [name for name in candidates if _is_module(name)]
+
+
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _external_inputs(stage: Stage, config: Mapping) -> dict:
+    """Size and modification time of files the stage reads from outside the analysis folder."""
+    paths = []
+    if stage.name in ("scan", "report") and config["scan"]["data"] != "pseudo":
+        paths.append(config["scan"]["data"])
+    if stage.name in ("scan", "exclusion", "report") and config["scan"]["shapes"]:
+        paths.append(config["scan"]["shapes"])
+    return {str(path): _signature(Path(path)) for path in paths}
+
+
+def _signature(path: Path) -> list | None:
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return [status.st_size, status.st_mtime_ns]
+
+
+def _file_signatures(folder: Path) -> dict:
+    """Size and modification time of every output file below ``folder``, by relative path."""
+    if not folder.is_dir():
+        return {}
+    return {
+        path.relative_to(folder).as_posix(): _signature(path)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name not in _NOT_OUTPUTS
+    }
+
+
+def read_record(stage: Stage | str, layout: OutputLayout) -> dict | None:
+    """The record of the stage's last finished run, or None (none, or unreadable)."""
+    name = stage.name if isinstance(stage, Stage) else stage
+    try:
+        record = json.loads((layout.stage_dir(name) / RECORD_NAME).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return record if isinstance(record, dict) and record.get("stage") == name else None
+
+
+def check(stage: Stage | str, config: Mapping, layout: OutputLayout | None = None) -> tuple[Fingerprint, str | None]:
+    """The stage's fingerprint now, and why it must run (None: it is up to date)."""
+    stage = stage if isinstance(stage, Stage) else stage_by_name(stage)
+    layout = layout or OutputLayout.from_config(config)
+    now = fingerprint(stage, config, layout)
+    record = read_record(stage, layout)
+    if record is None:
+        return now, "not run before"
+    if record.get("fingerprint") != now.digest:
+        return now, _what_changed(record.get("parts") or {}, now.parts)
+    outputs = _file_signatures(layout.stage_dir(stage.name))
+    recorded = record.get("outputs") or {}
+    missing = sorted(set(recorded) - set(outputs))
+    if missing:
+        return now, f"output {missing[0]} is missing"
+    changed = sorted(name for name in recorded if outputs[name] != recorded[name])
+    if changed:
+        return now, f"output {changed[0]} was changed"
+    return now, None
+
+
+def _what_changed(before: dict, now: dict) -> str:
+    """The first difference between two fingerprints' parts, in words."""
+    if before.get("settings") != now["settings"]:
+        keys = sorted(set(before.get("settings") or {}) | set(now["settings"]))
+        changed = [key for key in keys if (before.get("settings") or {}).get(key) != now["settings"].get(key)]
+        return f"settings changed: {', '.join(_changed_keys(before.get('settings') or {}, now['settings'], changed))}"
+    if before.get("code") != now["code"]:
+        code = before.get("code") or {}
+        changed = sorted(key for key in set(code) | set(now["code"]) if code.get(key) != now["code"].get(key))
+        return f"code changed: {', '.join(changed[:3])}{' ...' if len(changed) > 3 else ''}"
+    if before.get("inputs") != now["inputs"]:
+        return f"input changed: {', '.join(now['inputs']) or 'none now'}"
+    upstream = now["upstream"] or {}
+    return f"{upstream.get('stage', 'upstream')} changed"
+
+
+def _changed_keys(before: dict, now: dict, keys: list[str]) -> list[str]:
+    """Dotted keys of the values that differ, down to the leaves of changed sections."""
+    found = []
+    for key in keys:
+        old, new = before.get(key), now.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            inner = sorted(set(old) | set(new))
+            found += _changed_keys(
+                {f"{key}.{k}": v for k, v in old.items()},
+                {f"{key}.{k}": v for k, v in new.items()},
+                [f"{key}.{k}" for k in inner if old.get(k) != new.get(k)],
+            )
+        else:
+            found.append(key)
+    return found
+
+
+def record(stage: Stage | str, fingerprint_now: Fingerprint, layout: OutputLayout, seconds: float) -> Path:
+    """Write the record of a finished stage next to its outputs (atomically)."""
+    name = stage.name if isinstance(stage, Stage) else stage
+    document = {
+        "stage": name,
+        "fingerprint": fingerprint_now.digest,
+        "seconds": round(seconds, 3) if math.isfinite(seconds) else None,
+        "outputs": _file_signatures(layout.stage_dir(name)),
+        "parts": fingerprint_now.parts,
+    }
+    return write_json(layout.stage_dir(name) / RECORD_NAME, document)
