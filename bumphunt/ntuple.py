@@ -158,7 +158,7 @@ def branch_table_markdown(branches: Mapping[str, Branch] = BRANCHES) -> str:
     lines = ["| branch | type | unit | content |", "| --- | --- | --- | --- |"]
     for name, branch in branches.items():
         shape = "".join(f"[{n}]" for n in branch.shape)
-        lines.append(f"| `{name}` | {branch.dtype}{shape} | {branch.unit} | {branch.description} |")
+        lines.append(f"| `{name}` | `{branch.dtype}{shape}` | {branch.unit} | {branch.description} |")
     return "\n".join(lines)
 
 
