@@ -518,7 +518,7 @@ def run(config_file, config_path, settings, quick, force, workers, quiet):
       bumphunt run                                      # bundled default analysis -> bumphunt_output/
       bumphunt run my.yaml --workers 2
       bumphunt run --quick                              # the chain on a small analysis, ~1 minute
-      bumphunt run --force scan                         # redo the scan, the exclusion and the report
+      bumphunt run --force scan                         # redo the scan (every mass point), the exclusion and the report
     """
     if config_file and config_path:
         raise ConfigError(f"give the configuration once: {config_file} or -c {config_path}")
@@ -545,17 +545,17 @@ def _run_chain(config, *, force=None, workers=None, quiet=False) -> list[dict]:
     from .layout import OutputLayout
 
     layout = OutputLayout.from_config(config)
+    forced = set(_CHAIN[_CHAIN.index(force) :]) if force not in (None, "all") else set(_CHAIN) if force else set()
     runners = {
         "simulation": lambda: _run_simulation(config, workers=workers, quiet=quiet),
         "kinfit": lambda: _run_kinfit(config, quiet=quiet),
         "select": lambda: _run_select(config, quiet=quiet),
         "shapes": lambda: _run_shapes(config, quiet=quiet),
-        "scan": lambda: _run_scan(config, workers=workers, quiet=quiet),
+        "scan": lambda: _run_scan(config, workers=workers, resume="scan" not in forced, quiet=quiet),
         "exclusion": lambda: _run_exclusion(config, quiet=quiet),
         "report": lambda: _run_report(config, stages=done),
     }
-    forced = set(_CHAIN[_CHAIN.index(force) :]) if force not in (None, "all") else set(_CHAIN) if force else set()
-    done = []
+    done = []  # what each stage did, for the report
     click.echo(f"analysis '{config['name']}' -> {config['output_dir']}")
     with shared_progress(not quiet) as display:
         advance = display.add("analysis", total=len(_CHAIN))

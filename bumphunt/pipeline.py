@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import importlib.util
 import json
 import math
 import sys
@@ -38,6 +37,8 @@ from .layout import OutputLayout
 RECORD_NAME = "fingerprint.json"
 #: Files of a stage folder that are not its outputs.
 _NOT_OUTPUTS = (RECORD_NAME, ".lock")
+#: The package's folder: the source files of the stages' code are below it.
+_PACKAGE = Path(__file__).resolve().parent
 #: Libraries whose version is part of every stage's code.
 LIBRARIES = ("numpy", "scipy", "numba", "uproot", "iminuit", "zfit", "tensorflow")
 
@@ -142,9 +143,8 @@ def code_identity(stage: Stage) -> dict:
     with the versions of bumphunt, Python and the numerical libraries."""
     identity = {"bumphunt": __version__, "python": sys.version.split()[0]}
     identity |= {name: _library_version(name) for name in LIBRARIES}
-    package_root = Path(importlib.util.find_spec("bumphunt").origin).parent
     for path in sorted(_import_closure(stage.entry)):
-        identity[Path(path).relative_to(package_root.parent).as_posix()] = _file_hash(path)
+        identity[Path(path).relative_to(_PACKAGE.parent).as_posix()] = _file_hash(path)
     for name in stage.data_files:
         identity[f"bumphunt/data/{name}"] = hashlib.sha256(
             resources.files("bumphunt.data").joinpath(name).read_bytes()
@@ -166,25 +166,37 @@ def _file_hash(path: str) -> str:
 @cache
 def _import_closure(module: str) -> frozenset[str]:
     """The source files of ``module`` and of every bumphunt module it imports, at any depth,
-    the packages' ``__init__`` included (imports inside functions count too)."""
+    the packages' ``__init__`` included (imports inside functions count too). Found from the
+    source alone: nothing is imported."""
     files, todo, seen = set(), [module], set()
     while todo:
         name = todo.pop()
         if name in seen:
             continue
         seen.add(name)
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+        path = _module_file(name)
+        if path is None:
             continue
-        files.add(spec.origin)
+        files.add(str(path))
         parent = name.rpartition(".")[0]
         if parent:
             todo.append(parent)
-        is_package = spec.submodule_search_locations is not None
-        package = name if is_package else parent
-        for node in ast.walk(ast.parse(Path(spec.origin).read_text(), spec.origin)):
+        package = name if path.name == "__init__.py" else parent
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
             todo.extend(_imported_modules(node, package))
     return frozenset(files)
+
+
+def _module_file(name: str) -> Path | None:
+    """The source file of the bumphunt module ``name`` (a package's ``__init__.py``), or None."""
+    parts = name.split(".")
+    if parts[0] != "bumphunt":
+        return None
+    folder = _PACKAGE.joinpath(*parts[1:])
+    for path in (folder / "__init__.py", folder.with_suffix(".py")):
+        if path.is_file():
+            return path
+    return None
 
 
 def _imported_modules(node: ast.AST, package: str) -> list[str]:
@@ -199,17 +211,8 @@ def _imported_modules(node: ast.AST, package: str) -> list[str]:
         module = ".".join(base + ([node.module] if node.module else []))
     else:
         module = node.module or ""
-    if module.split(".")[0] != "bumphunt":
-        return []
     candidates = [module] + [f"{module}.{alias.name}" for alias in node.names]
-    return [name for name in candidates if _is_module(name)]
-
-
-def _is_module(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
+    return [name for name in candidates if _module_file(name) is not None]
 
 
 def _external_inputs(stage: Stage, config: Mapping) -> dict:

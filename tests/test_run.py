@@ -141,13 +141,14 @@ def test_a_changed_setting_reruns_exactly_the_stages_after_it(copied_run, settin
 
 
 def test_force_and_a_missing_output_rerun_their_stage_and_those_after(copied_run):
-    output = _run(copied_run, "--force", "exclusion")
-    assert _stages(output, "runs") == ["exclusion", "report"] and "exclusion: runs (forced)" in output
-    (copied_run / "scan" / "best_fit.png").unlink()
+    output = _run(copied_run, "--force", "scan")
+    assert _stages(output, "runs") == ["scan", "exclusion", "report"] and "scan: runs (forced)" in output
+    assert re.search(r"scan: \d+ mass points \(0 resumed", output), output  # forced: every point again
+    (copied_run / "exclusion" / "coupling_exclusion.png").unlink()
     output = _run(copied_run)
-    assert _stages(output, "runs") == ["scan", "exclusion", "report"]
-    assert "scan: runs (output best_fit.png is missing)" in output
-    assert (copied_run / "scan" / "best_fit.png").is_file()
+    assert _stages(output, "runs") == ["exclusion", "report"]
+    assert "exclusion: runs (output coupling_exclusion.png is missing)" in output
+    assert (copied_run / "exclusion" / "coupling_exclusion.png").is_file()
 
 
 def test_a_broken_record_reruns_its_stage(copied_run):
