@@ -582,7 +582,8 @@ def _run_chain(config, *, force=None, workers=None, quiet=False) -> list[dict]:
 @main.command()
 @config_option
 @set_option
-def report(config_path, settings):
+@click.option("--quick", is_flag=True, help="The settings of `bumphunt run --quick`.")
+def report(config_path, settings, quick):
     """Write the report of an analysis' results: <output_dir>/report/report.html.
 
     \b
@@ -596,8 +597,9 @@ def report(config_path, settings):
     Examples:
       bumphunt report                                   # -> bumphunt_output/report/report.html
       bumphunt report -c my.yaml
+      bumphunt report --quick                           # after bumphunt run --quick
     """
-    _run_report(_load(config_path, settings))
+    _run_report(_load_run_config(config_path, settings, quick))
 
 
 def _run_report(config, *, stages=None):

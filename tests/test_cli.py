@@ -93,7 +93,7 @@ def test_user_errors_are_one_line_with_exit_code_2(tmp_path):
         ),
         (["scan", "--ouput", "x"], message("cli-misspelt", kind="option", name="--ouput", suggestion="--output")),
         (["sacn"], message("cli-misspelt", kind="command", name="sacn", suggestion="scan")),
-        (["plot"], message("cli-unknown-command", name="plot", command="bumphunt")),
+        (["fly"], message("cli-unknown-command", name="fly", command="bumphunt")),
         (["config", "edit"], message("cli-unknown-command", name="edit", command="bumphunt config")),
         (
             ["config", "check"],
@@ -156,6 +156,7 @@ def test_every_command_help_shows_an_example():
             "scan",
             "count",
             "exclusion",
+            "report",
             "config",
             "config show",
             "config check",

@@ -159,9 +159,10 @@ def test_a_broken_record_reruns_its_stage(copied_run):
 def test_the_report_command_rewrites_the_report(copied_run):
     report = copied_run / "report" / "report.html"
     report.unlink()
-    result = CliRunner().invoke(cli.main, ["report", "--set", f"output_dir={copied_run}"])
+    result = CliRunner().invoke(cli.main, ["report", "--quick", "--set", f"output_dir={copied_run}"])
     assert result.exit_code == 0, result.output
     assert result.output == f"report -> {report}\n" and "coupling_exclusion.png" in report.read_text()
+    assert "start: 1.2\n" in report.read_text()  # the settings of the quick run (scan.start)
 
 
 def test_the_chain_is_the_pipeline_s():
