@@ -196,7 +196,10 @@ def _strongest(exclusion: dict, column: str) -> str:
 
 
 def _settings_section(config: Mapping) -> str:
-    return f"<pre>{_text(yaml.safe_dump(_plain(config), sort_keys=False))}</pre>"
+    text = yaml.safe_dump(_plain(config), sort_keys=False)
+    lines = text.count("\n")
+    # folded: the results come first to the eye; the YAML is as long as the configuration
+    return f"<details><summary>The configuration, {lines} lines of YAML</summary><pre>{_text(text)}</pre></details>"
 
 
 def _composition_section(layout: OutputLayout, figures: _Figures) -> str:
