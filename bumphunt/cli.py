@@ -584,7 +584,7 @@ def _run_chain(config, *, force=None, workers=None, quiet=False) -> list[dict]:
 @set_option
 @click.option("--quick", is_flag=True, help="The settings of `bumphunt run --quick`.")
 def report(config_path, settings, quick):
-    """Write the report of an analysis' results: <output_dir>/report/report.html.
+    """Write the report of an analysis' results: report/report.html in its output folder.
 
     \b
     One self-contained page (figures embedded): the settings, the background composition,
