@@ -26,13 +26,6 @@ class _ProgressBar:
         self.tasks.append(task)
         return lambda amount: self._progress.advance(task, amount)
 
-    def echo(self, text: str) -> None:
-        """Print a line above the bars (to stdout when there is no display)."""
-        if self._progress is None:
-            print(text, flush=True)
-        else:
-            self._progress.console.print(text, highlight=False, markup=False, soft_wrap=True)
-
 
 @contextmanager
 def progress_bar(enabled: bool = True) -> Iterator[_ProgressBar]:

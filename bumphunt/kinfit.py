@@ -38,7 +38,6 @@ from .ntuple import (
     SAMPLES,
     Branch,
     NtupleWriter,
-    check_branches,
     diphoton_masses,
     friend_fingerprint,
     iterate_ntuple,
@@ -510,9 +509,8 @@ def kinfit_ntuple(
     if input_path.resolve() == output_path.resolve():
         raise NtupleError(f"{input_path}: the kinematic fit cannot overwrite its input; choose another output")
     started = time.perf_counter()
-    check_branches(input_path, PHOTON_BRANCHES)
+    chunks = iterate_ntuple(input_path, PHOTON_BRANCHES, step_size=step_size)  # checks the branches now
     n_total = num_entries(input_path)
-    chunks = iterate_ntuple(input_path, PHOTON_BRANCHES, step_size=step_size)
     try:
         metadata = read_metadata(input_path)
     except NtupleError:

@@ -148,6 +148,11 @@ class OutputLayout:
         return self.scan_dir / "results.json"
 
     @property
+    def scan_impacts_csv(self) -> Path:
+        """The limits without each systematic source (:class:`bumphunt.scan.impacts.ImpactTable`)."""
+        return self.scan_dir / "impacts.csv"
+
+    @property
     def scan_points_dir(self) -> Path:
         """One file per finished mass point: what an interrupted scan resumes from."""
         return self.scan_dir / "points"

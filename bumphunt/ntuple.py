@@ -373,8 +373,9 @@ def read_ntuple(
         The file, the tree or a requested branch does not exist, or the file is truncated
         or corrupted.
     """
-    if friends or base_ntuple(path) is not None:
-        parts = _friend_parts(path, branches, friends, tree)
+    extends = _extends(path)
+    if friends or extends[0] is not None:
+        parts = _friend_parts(path, branches, friends, tree, extends)
         return {name: array for part, names in parts for name, array in _read_own(part, names, tree).items()}
     return _read_own(path, branches, tree)
 
@@ -401,10 +402,11 @@ def iterate_ntuple(
     file, tree or branch, when iterated for corrupted data. ``friends`` as in
     :func:`read_ntuple` (``step_size`` then counts entries).
     """
-    if friends or base_ntuple(path) is not None:
+    extends = _extends(path)
+    if friends or extends[0] is not None:
         if not isinstance(step_size, int):
             raise ValueError("reading with friend ntuples needs a step size in entries")
-        parts = _friend_parts(path, branches, friends, tree)
+        parts = _friend_parts(path, branches, friends, tree, extends)
         return _iterate_together(parts, tree, step_size)
     wanted = _own_branches(path, branches, tree)
     return _iterate(path, tree, wanted, step_size)
@@ -451,33 +453,44 @@ def base_ntuple(path: str | Path) -> Path | None:
     output extends the simulated ntuple), from its metadata's :data:`BASE_KEY` (relative to
     the real location of ``path``, links followed); None for a complete ntuple, or one that
     cannot be read (its readers say why)."""
+    return _extends(path)[0]
+
+
+def _extends(path) -> tuple[Path | None, dict | None]:
+    """:func:`base_ntuple` and the base's fingerprint that ``path`` was made from, read at once."""
     try:
-        base = read_metadata(path).get(BASE_KEY)
+        metadata = read_metadata(path)
     except NtupleError:
-        return None
-    return Path(os.path.normpath(Path(path).resolve().parent / base)) if base else None
+        return None, None
+    base = metadata.get(BASE_KEY)
+    if not base:
+        return None, None
+    return Path(os.path.normpath(Path(path).resolve().parent / base)), metadata.get("friend_of")
 
 
-def _friend_parts(path, branches, friends, tree) -> list[tuple[Path, list[str]]]:
+def _friend_parts(path, branches, friends, tree, extends=None) -> list[tuple[Path, list[str]]]:
     """Which file each requested branch is read from: ``path`` first, then the friends in
     order, then the ntuple ``path`` extends (:func:`base_ntuple`) and its own base.
 
     A friend is an ntuple whose metadata ``friend_of`` holds :func:`friend_fingerprint` of
     ``path``: the same events in the same order, with more branches. An ntuple that extends
-    a base holds the base's fingerprint in its own ``friend_of``.
+    a base holds the base's fingerprint in its own ``friend_of``. ``extends``: :func:`_extends`
+    of ``path`` when the caller has it.
     """
     own = _own_branches(path, None, tree)
-    base = base_ntuple(path)
+    base, origin = extends if extends is not None else _extends(path)
+    base_parts = []
     if base is not None:
         if not base.is_file():
             raise NtupleError(f"{path} extends {base}, which does not exist: rerun the stage that wrote {path}")
-        if read_metadata(path).get("friend_of") != friend_fingerprint(base):
+        if origin != friend_fingerprint(base):
             raise NtupleError(f"{path} was made from another version of {base}: rerun the stage that wrote it")
-        base_branches = check_branches(base, None, tree=tree)
+        base_parts = _friend_parts(base, None, (), tree)
+    base_branches = [name for _, names in base_parts for name in names]
     if branches is not None:
         wanted = list(branches)
     else:
-        wanted = own + ([b for b in base_branches if b not in own] if base is not None else [])
+        wanted = own + [b for b in base_branches if b not in own]
     parts = [(Path(path), [b for b in wanted if b in own])]
     missing = [b for b in wanted if b not in own]
     fingerprint = None
@@ -492,9 +505,8 @@ def _friend_parts(path, branches, friends, tree) -> list[tuple[Path, list[str]]]
             raise NtupleError(f"{friend} was made from another version of {path}: rerun the stage that wrote it")
         parts.append((Path(friend), names))
         missing = [b for b in missing if b not in names]
-    if missing and base is not None:
-        names = [b for b in missing if b in base_branches]
-        parts += _friend_parts(base, names, (), tree) if names else []
+    for part, names in base_parts:
+        parts.append((part, [b for b in missing if b in names]))
         missing = [b for b in missing if b not in names]
     if missing:
         searched = ", ".join(str(f) for f in (*friends, *([base] if base else [])))
@@ -518,8 +530,9 @@ def check_branches(path: str | Path, branches: Sequence[str] | None, *, tree: st
     NtupleError
         The file, the tree or a branch does not exist.
     """
-    if base_ntuple(path) is not None:
-        found = [name for _, names in _friend_parts(path, branches, (), tree) for name in names]
+    extends = _extends(path)
+    if extends[0] is not None:
+        found = [name for _, names in _friend_parts(path, branches, (), tree, extends) for name in names]
         return found if branches is None else list(branches)
     return _own_branches(path, branches, tree)
 

@@ -23,13 +23,13 @@ import json
 import math
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
-from importlib import metadata, resources
+from importlib import resources
 from pathlib import Path
 
 from ._io import write_json
-from ._version import __version__
+from ._version import __version__, installed_version
 from .errors import BumphuntError
 from .layout import OutputLayout
 
@@ -90,12 +90,11 @@ def stage_by_name(name: str) -> Stage:
     raise BumphuntError(f"unknown stage {name!r}; choose from {', '.join(STAGE_NAMES)}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Fingerprint:
     """A stage's fingerprint and the parts it hashes (kept in the record to say what changed)."""
 
-    stage: str
-    parts: dict = field(hash=False)
+    parts: dict
 
     @property
     def digest(self) -> str:
@@ -122,7 +121,7 @@ def fingerprint(stage: Stage | str, config: Mapping, layout: OutputLayout | None
         "inputs": _external_inputs(stage, config),
         "upstream": upstream,
     }
-    return Fingerprint(stage.name, parts)
+    return Fingerprint(parts)
 
 
 def settings_of(stage: Stage, config: Mapping) -> dict:
@@ -142,7 +141,7 @@ def code_identity(stage: Stage) -> dict:
     """Hashes of the source of every bumphunt module the stage imports and of its data files,
     with the versions of bumphunt, Python and the numerical libraries."""
     identity = {"bumphunt": __version__, "python": sys.version.split()[0]}
-    identity |= {name: _library_version(name) for name in LIBRARIES}
+    identity |= {name: installed_version(name) for name in LIBRARIES}
     for path in sorted(_import_closure(stage.entry)):
         identity[Path(path).relative_to(_PACKAGE.parent).as_posix()] = _file_hash(path)
     for name in stage.data_files:
@@ -150,13 +149,6 @@ def code_identity(stage: Stage) -> dict:
             resources.files("bumphunt.data").joinpath(name).read_bytes()
         ).hexdigest()[:16]
     return identity
-
-
-def _library_version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def _file_hash(path: str) -> str:
@@ -276,35 +268,28 @@ def check(stage: Stage | str, config: Mapping, layout: OutputLayout | None = Non
 
 
 def _what_changed(before: dict, now: dict) -> str:
-    """The first difference between two fingerprints' parts, in words."""
-    if before.get("settings") != now["settings"]:
-        keys = sorted(set(before.get("settings") or {}) | set(now["settings"]))
-        changed = [key for key in keys if (before.get("settings") or {}).get(key) != now["settings"].get(key)]
-        return f"settings changed: {', '.join(_changed_keys(before.get('settings') or {}, now['settings'], changed))}"
-    if before.get("code") != now["code"]:
-        code = before.get("code") or {}
-        changed = sorted(key for key in set(code) | set(now["code"]) if code.get(key) != now["code"].get(key))
-        return f"code changed: {', '.join(changed[:3])}{' ...' if len(changed) > 3 else ''}"
+    """The first kind of difference between two fingerprints' parts, in words."""
+    for part, words in (("settings", "settings changed"), ("code", "code changed")):
+        changed = _changed_keys(before.get(part) or {}, now[part])
+        if changed:
+            return f"{words}: {', '.join(changed[:3])}{' ...' if len(changed) > 3 else ''}"
     if before.get("inputs") != now["inputs"]:
         return f"input changed: {', '.join(now['inputs']) or 'none now'}"
     upstream = now["upstream"] or {}
     return f"{upstream.get('stage', 'upstream')} changed"
 
 
-def _changed_keys(before: dict, now: dict, keys: list[str]) -> list[str]:
-    """Dotted keys of the values that differ, down to the leaves of changed sections."""
+def _changed_keys(before: dict, now: dict, prefix: str = "") -> list[str]:
+    """Dotted keys of the values that differ, down to the leaves of nested mappings."""
     found = []
-    for key in keys:
+    for key in sorted(set(before) | set(now)):
         old, new = before.get(key), now.get(key)
+        if old == new:
+            continue
         if isinstance(old, dict) and isinstance(new, dict):
-            inner = sorted(set(old) | set(new))
-            found += _changed_keys(
-                {f"{key}.{k}": v for k, v in old.items()},
-                {f"{key}.{k}": v for k, v in new.items()},
-                [f"{key}.{k}" for k in inner if old.get(k) != new.get(k)],
-            )
+            found += _changed_keys(old, new, f"{prefix}{key}.")
         else:
-            found.append(key)
+            found.append(f"{prefix}{key}")
     return found
 
 

@@ -17,14 +17,13 @@ import math
 import os
 import platform
 from collections.abc import Mapping, Sequence
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import yaml
 
 from ._io import atomic_write_text, writable_folder
-from ._version import __version__
+from ._version import __version__, installed_version
 from .coupling import published_limit
 from .errors import BumphuntError
 from .layout import STAGE_DIRS, OutputLayout
@@ -295,7 +294,7 @@ def _scan_section(scan: ScanResult | None, layout: OutputLayout, figures: _Figur
 
 
 def _systematics_section(layout: OutputLayout, figures: _Figures) -> str:
-    path = layout.scan_dir / "impacts.csv"
+    path = layout.scan_impacts_csv
     if not path.is_file():
         return _not_run(f"no {_relative(path, layout)} (systematics off, or no impact masses)")
     header, *rows = _read_csv(path)
@@ -398,8 +397,8 @@ def _run_section(stages: Sequence[Mapping] | None) -> str:
         total = sum(_float(r.get("seconds")) for r in stages if math.isfinite(_float(r.get("seconds"))))
         rows.append(["<b>total</b>", "", _number(total, ".1f")])
         parts = ["<p>Stages of this run:</p>", _table(["stage", "status", "seconds"], rows, numeric_from=2, raw=True)]
-    versions = [["python", platform.python_version()], ["bumphunt", _version("bumphunt", __version__)]]
-    versions += [[name, _version(name)] for name in PACKAGES]
+    versions = [["python", platform.python_version()], ["bumphunt", installed_version("bumphunt", __version__)]]
+    versions += [[name, installed_version(name)] for name in PACKAGES]
     parts += ["<p>Software:</p>", _table(["package", "version"], versions)]
     return "\n".join(parts)
 
@@ -453,8 +452,10 @@ def _find_figures(layout: OutputLayout) -> dict[str, Path]:
     """Every PNG (and PDF, SVG) below the analysis folder and the stages' folders, by the path
     below the analysis folder (or ``<stage>/...`` for a stage written elsewhere), sorted; none
     of the report's folder nor hidden files (figures being written)."""
-    report = layout.report_dir.resolve()
-    folders = [layout.root, *(layout.stage_dir(stage) for stage in STAGE_DIRS if stage != "report")]
+    report, root = layout.report_dir.resolve(), layout.root.resolve()
+    elsewhere = [layout.stage_dir(stage) for stage in STAGE_DIRS if stage != "report"]
+    # the root's walk sees the stage folders below it; only those written elsewhere are walked apart
+    folders = [layout.root, *(f for f in elsewhere if root not in f.resolve().parents)]
     found = {}
     for folder in folders:
         if not folder.is_dir():
@@ -618,10 +619,3 @@ def _plain(value):
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     return value
-
-
-def _version(package: str, fallback: str = "not installed") -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return fallback

@@ -235,7 +235,7 @@ def _scan_analysis(config, layout, workers, scheduler, progress, resume, started
         resumed_points=resumed, dropped_candidates=dropped,
     )  # fmt: skip
     table_csv, table_json = write_table(result, layout.scan_dir)
-    impacts_csv = layout.scan_dir / "impacts.csv"
+    impacts_csv = layout.scan_impacts_csv
     if impacts is not None:
         impacts.write(impacts_csv)
     else:
