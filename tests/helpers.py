@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import math
 from contextlib import contextmanager
+
+import numpy as np
 
 from bumphunt.config import load_config
 
@@ -91,3 +94,46 @@ def synthetic_shape_model(*, sqrt_s: float = 10.58, edge_width: float = 0.05):
                 "edge_width": edge_width}  # fmt: skip
     fits = [MassFit(1.0, "ok", 100, 90, 80, 0.8, 1.2, {"efficiency": 0.31}, {"efficiency": 0.01}, edge=math.inf)]
     return ShapeModel(splines, settings, fits, [])
+
+
+def assert_scan_rows_agree(new: dict, old: dict, columns) -> None:
+    """``new`` is the scan row ``old`` computed again, possibly on another machine.
+
+    What is exact must be equal: the status, and the event count where the mass is equal. The
+    grid steps by the fitted resolution and rounds to 1e-7 GeV, so a resolution that differs
+    by 1e-7 relative moves the 100th point by a rounding unit or two: masses agree to 1e-6 GeV
+    (1e-4 of a step), and a window moved that way may gain or lose one event at an edge (it
+    holds ~10^4 events per GeV). What is fitted agrees only to the
+    fits' convergence, not bit for bit (other BLAS kernels and SIMD paths take MIGRAD another
+    way to the same minimum): each fit stops within ``convergence_sigmas()`` of it, so two
+    fits differ by at most twice that, and a limit by that plus its root finding's
+    ``LIMIT_TOLERANCE``, all in units of the yield's error ``n_sig_err`` (0.0091 sigma).
+    ``z_local`` is the yield over its error, so moves by the same fraction, and ``q0 = z^2``
+    and ``p0_local = Phi(-z)`` follow from it.
+    """
+    from scipy import stats
+
+    from bumphunt.stats.asymptotic import LIMIT_TOLERANCE
+    from bumphunt.stats.likelihood import convergence_sigmas
+
+    assert new["fit_status"] == old["fit_status"], "fit_status"
+    assert abs(new["mass"] - old["mass"]) <= 1e-6, "mass"
+    assert abs(new["n_events"] - old["n_events"]) <= (0 if new["mass"] == old["mass"] else 1), "n_events"
+    sigmas = 2 * convergence_sigmas() + 2 * LIMIT_TOLERANCE
+    z = abs(old["z_local"]) if math.isfinite(old["z_local"]) else 0.0
+    in_events = sigmas * old["n_sig_err"] if math.isfinite(old["n_sig_err"]) else 0.0
+    tolerances = {
+        "n_sig": in_events,
+        "n_sig_err": in_events,
+        "z_local": sigmas,
+        "q0": 2 * z * sigmas + sigmas**2,
+        "p0_local": stats.norm.pdf(max(z - sigmas, 0.0)) * sigmas,
+    }
+    for column in columns:
+        if column in tolerances:
+            tolerance = tolerances[column]
+        elif column.startswith("ul_"):
+            tolerance = in_events
+        else:
+            continue
+        np.testing.assert_allclose(new[column], old[column], rtol=0, atol=tolerance, err_msg=column)

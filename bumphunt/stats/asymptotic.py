@@ -13,6 +13,9 @@ from scipy import optimize, stats
 #: Expected-limit bands, in standard deviations of the background-only distribution.
 BANDS = (-2, -1, 0, 1, 2)
 
+#: Limits are found to this fraction of their ``scale`` (the signal estimate's sigma).
+LIMIT_TOLERANCE = 1e-4
+
 
 def pvalues_from_q(q_mu: float, q_mu_asimov: float) -> tuple[float, float]:
     """Asymptotic p_mu (= CLs+b) and 1 - p_b (= CLb) for the statistic q~_mu, given
@@ -75,7 +78,7 @@ def solve_increasing(function, scale: float, *, start: float = 0.0, guess: float
     closer to mu = 0 both q~_mu and q~_mu,A vanish and their ratio is minimiser noise.
     """
     floor = start + 0.05 * scale
-    tolerance = 1e-4 * scale
+    tolerance = LIMIT_TOLERANCE * scale
     if guess is not None and guess > floor:
         x0, x1 = guess, guess * 1.02 + 0.01 * scale
         f0, f1 = function(x0), function(x1)
