@@ -8,8 +8,9 @@ the files of the stage before it and writes its own (:class:`OutputLayout` names
 
 and the pieces a user calls on data of their own: :func:`fit_photons` (kinematic fit),
 :func:`load_shapes` (the signal model), :func:`scan_spectrum` (a scan of an array, a ROOT
-ntuple or a ``hist.Hist``), :func:`read_ntuple`. Naming rule: ``run_<stage>`` runs a stage
-of an analysis; other functions are verbs on what they are given.
+ntuple or TTree or a ``hist.Hist``), :func:`read_ntuple`, :func:`read_table` (every table
+a stage writes: the scan's, the count's, the exclusion's). Naming rule: ``run_<stage>``
+runs a stage of an analysis; other functions are verbs on what they are given.
 
 Attributes are imported on first use (PEP 562), so ``import bumphunt`` and ``bumphunt
 --help`` stay fast.
@@ -40,6 +41,8 @@ _EXPORTS = {
     "run_scan": "scan",
     "scan_spectrum": "scan",
     "ScanResult": "results",
+    "ExclusionResult": "results",
+    "read_table": "results",
     "read_scan_table": "results",
     "run_count": "count",
     "run_exclusion": "exclusion",

@@ -502,9 +502,10 @@ def _run_exclusion(config, *, output=None, scan_table=None, quiet=False):
     type=click.Choice(["all", *_CHAIN]),
     help="Redo STAGE (and so every later one) even when up to date; alone: every stage.",
 )
+@click.option("--unblind", is_flag=True, help="Fit and show the data sample (sets unblind: true).")
 @workers_option
 @quiet_option
-def run(config_file, config_path, settings, quick, force, workers, quiet):
+def run(config_file, config_path, settings, quick, force, unblind, workers, quiet):
     """Run the whole analysis: simulate, kinfit, select, shapes, scan, exclusion and the report.
 
     \b
@@ -519,10 +520,15 @@ def run(config_file, config_path, settings, quick, force, workers, quiet):
       bumphunt run my.yaml --workers 2
       bumphunt run --quick                              # the chain on a small analysis, ~1 minute
       bumphunt run --force scan                         # redo the scan (every mass point), the exclusion and the report
+      bumphunt run my_ntuples.yaml --unblind            # your own samples, the data fitted
+
+    \b
+    With a `samples` section (your own ntuples) the simulation is skipped and the chain runs
+    on them; the data sample is fitted only with `unblind: true` or --unblind.
     """
     if config_file and config_path:
         raise ConfigError(f"give the configuration once: {config_file} or -c {config_path}")
-    config = _load_run_config(config_file or config_path, settings, quick)
+    config = _load_run_config(config_file or config_path, settings + (("unblind=true",) if unblind else ()), quick)
     _run_chain(config, force=force, workers=workers, quiet=quiet)
 
 
@@ -560,6 +566,11 @@ def _run_chain(config, *, force=None, workers=None, quiet=False) -> list[dict]:
     with shared_progress(not quiet) as display:
         advance = display.add("analysis", total=len(_CHAIN))
         for stage in pipeline.CHAIN:
+            if stage.name == "simulation" and config.get("samples"):
+                click.echo("simulation: not needed (the analysis reads its own samples)")
+                done.append({"stage": stage.name, "status": "own samples", "seconds": 0.0})
+                advance(1)
+                continue
             fingerprint, reason = pipeline.check(stage, config, layout)
             if stage.name in forced:
                 reason = "forced"
@@ -647,11 +658,19 @@ def config_show(config_path, settings):
 def config_check(config_path):
     """Validate a configuration file; exit code 2 and the offending key when it is wrong.
 
+    Its samples' files must exist: each sample is listed with its files.
+
     \b
     Example:
       bumphunt config check my.yaml
     """
-    _load(config_path, ())
+    from .samples import analysis_samples
+
+    config = _load(config_path, ())
+    if config.get("samples"):
+        for sample in analysis_samples(config).values():
+            files = f"{len(sample.paths()):>4} file(s), tree '{sample.tree}', {sample.format}"
+            click.echo(f"{sample.name:<20} {sample.role:<10} {files}")
     click.echo(f"{config_path}: valid")
 
 

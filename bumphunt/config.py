@@ -23,6 +23,7 @@ import yaml
 
 from .errors import ConfigError
 from .kinematics import Beams
+from .samples import analysis_samples
 from .systematics import Systematics
 
 DEFAULT_CONFIG_NAME = "default.yaml"
@@ -197,7 +198,8 @@ def _check_semantics(config: dict) -> None:
             f"config error at 'simulation.signal.masses.stop': {masses['stop']} GeV "
             f"is not below sqrt(s) = {sqrt_s:.4f} GeV"
         )
-    if config["simulation"]["signal"]["events_per_mass"] == 0:
+    _check_samples(config)
+    if config["simulation"]["signal"]["events_per_mass"] == 0 and not config.get("samples"):
         raise ConfigError(
             "config error at 'simulation.signal.events_per_mass': no signal events, so no signal shapes "
             "to fit and no limits to set (simulate some, e.g. 2000 per mass)"
@@ -214,6 +216,24 @@ def _check_semantics(config: dict) -> None:
         raise ConfigError(
             f"config error at 'count.start': {count['start']} GeV is above count.stop = {count['stop']} GeV"
         )
+
+
+def _check_samples(config: dict) -> None:
+    """One signal sample and at most one data sample; each sample readable as described."""
+    if not config.get("samples"):
+        if config.get("unblind"):
+            raise ConfigError("config error at 'unblind': there is no data to unblind (no sample has role data)")
+        return
+    samples = analysis_samples(config)
+    roles = [sample.role for sample in samples.values()]
+    if roles.count("signal") != 1:
+        raise ConfigError(
+            f"config error at 'samples': needs exactly one sample of role signal, found {roles.count('signal')}"
+        )
+    if roles.count("data") > 1:
+        raise ConfigError(f"config error at 'samples': at most one sample of role data, found {roles.count('data')}")
+    if config.get("unblind") and "data" not in roles:
+        raise ConfigError("config error at 'unblind': there is no data to unblind (no sample has role data)")
 
 
 def signal_masses(config: dict) -> np.ndarray:

@@ -29,11 +29,14 @@ import numpy as np
 from ._io import writable_folder
 from ._jit import jit, jit_parallel, prange
 from ._progress import progress_bar
+from ._version import __version__
 from .errors import NtupleError
 from .kinematics import Beams
 from .layout import OutputLayout
 from .ntuple import (
     BASE_KEY,
+    BRANCHES,
+    NTUPLE_VERSION,
     PHOTON_BRANCHES,
     SAMPLES,
     Branch,
@@ -44,6 +47,7 @@ from .ntuple import (
     num_entries,
     read_metadata,
 )
+from .samples import Sample, analysis_samples, generated_events, read_sample, signal_metadata, user_samples
 
 NDF = 4
 _N_PHOTONS = 3
@@ -323,7 +327,7 @@ def _fit_events(
                     cov[p, i, j] = packed_cov[event, p, k]
                     cov[p, j, i] = packed_cov[event, p, k]
             code, value, n_iter = _fit_one(
-                measured, cov, beam, max_iterations, constraint_tolerance, chi2_tolerance,
+                measured, cov, beam[event], max_iterations, constraint_tolerance, chi2_tolerance,
                 fitted, event_cov, event_pulls, d, b, s, chol, rhs, trig,
             )  # fmt: skip
             status[event] = code
@@ -367,8 +371,9 @@ def fit_photons(
     covariance : array (n, 3, 6)
         Per-photon covariance of (E, theta, phi), packed as in the ntuples
         (:data:`bumphunt.simulation.detector.COVARIANCE_ELEMENTS`); float32 or float64.
-    beam : array (4,)
-        Beam four-momentum (E, px, py, pz) in GeV, e.g. ``Beams().four_momentum``.
+    beam : array (4,) or (n, 4)
+        Beam four-momentum (E, px, py, pz) in GeV, e.g. ``Beams().four_momentum``, or one
+        per event (runs at other beam energies).
     full_covariance : bool
         Also return the full 9x9 covariance of every event (648 bytes per event).
     max_iterations : int
@@ -394,8 +399,9 @@ def fit_photons(
         covariance = covariance.astype(np.float64)
     covariance = np.ascontiguousarray(covariance)
     beam = np.asarray(beam, dtype=np.float64)
-    if beam.shape != (4,):
-        raise ValueError(f"beam must be a four-vector (E, px, py, pz), got shape {beam.shape}")
+    if beam.shape not in ((4,), (n, 4)):
+        raise ValueError(f"beam must be a four-vector (E, px, py, pz) or one per event, (n, 4), got shape {beam.shape}")
+    beam = np.ascontiguousarray(np.broadcast_to(beam, (n, 4)))
     if max_iterations < 1:
         raise ValueError("max_iterations must be at least 1")
 
@@ -535,6 +541,76 @@ def kinfit_ntuple(
     return KinfitSummary(input_path, output_path, writer.entries, status_counts, time.perf_counter() - started)
 
 
+#: The event branches of a candidate-row sample (:mod:`bumphunt.samples`), written with the
+#: fit's: a complete ntuple, since the user's files are not in bumphunt's format.
+SAMPLE_BRANCHES: dict[str, Branch] = {
+    **{name: BRANCHES[name] for name in ("event_id", "sample_id", "weight", "trigger_efficiency", "gen_mass",
+                                         "photon_E", "photon_theta", "photon_phi", "photon_time", "photon_cov",
+                                         "photon_origin")},
+    "user_score": Branch("float64", (), "", "the analyst's own selection score (NaN when not mapped)"),
+    "experiment": Branch("int64", (), "", "experiment number (-1 when not in the file)"),
+    "run": Branch("int64", (), "", "run number (-1 when not in the file)"),
+    "event": Branch("int64", (), "", "event number (-1 when not in the file)"),
+    "candidate": Branch("int64", (), "", "candidate index within its event (-1 when not in the file)"),
+}  # fmt: skip
+
+
+def kinfit_sample(
+    sample: Sample,
+    config: dict,
+    output_path: str | Path,
+    *,
+    step_size: int = 200_000,
+    max_iterations: int = 20,
+    progress: bool = True,
+) -> KinfitSummary:
+    """Read a candidate-row sample (:func:`bumphunt.samples.read_sample`), fit every candidate
+    to its event's beams and write one complete ntuple: :data:`SAMPLE_BRANCHES` and
+    :data:`KINFIT_BRANCHES`, with the sample's description and input files in the metadata.
+    """
+    started = time.perf_counter()
+    output_path = Path(output_path)
+    paths = sample.paths()
+    counts = np.zeros(len(FitStatus), dtype=np.int64)
+    masses, expected, beams = set(), 0.0, set()
+    schema = {**SAMPLE_BRANCHES, **KINFIT_BRANCHES}
+    if "proper_decay_length" in sample.branches:
+        schema["proper_decay_length"] = BRANCHES["proper_decay_length"]
+    with progress_bar(progress) as bar, NtupleWriter(output_path, schema) as writer:
+        advance = bar.add(f"kinfit {sample.name}", None)
+        for _, chunk in read_sample(sample, config, step_size=step_size):
+            beam = chunk.pop("beam")
+            fitted = fit_branches(chunk, beam, max_iterations=max_iterations)
+            writer.extend({**chunk, **fitted})
+            counts += np.bincount(fitted["fit_status"], minlength=len(FitStatus))
+            masses.update(np.unique(chunk["gen_mass"][np.isfinite(chunk["gen_mass"])]).tolist())
+            expected += float(chunk["weight"].sum())
+            beams.update(map(tuple, np.unique(np.round(beam, 6), axis=0).tolist()))
+            advance(len(chunk["weight"]))
+        status_counts = {status.name.lower(): int(counts[status]) for status in FitStatus}
+        metadata = {
+            "ntuple_version": NTUPLE_VERSION,
+            "sample": sample.name,
+            "sample_id": sample.sample_id,
+            "role": sample.role,
+            "bumphunt_version": __version__,
+            "luminosity_pb_inv": config["luminosity"],
+            "expected_events": expected,
+            "inputs": [{"file": str(p.resolve()), "size": p.stat().st_size} for p in paths],
+            "truth_matching": "photon_truth" in sample.branches,
+            "isr_factor_assumed": sample.role == "signal" and sample.isr_factor is None,
+            "kinfit": {"beam_four_momenta": sorted(beams)[:100], "max_iterations": max_iterations,
+                       "status_counts": status_counts},
+        }  # fmt: skip
+        if sample.role == "signal":
+            metadata["masses"] = signal_metadata(sample, config, masses)
+        elif sample.role == "background" and sample.cross_section_pb is not None:
+            metadata["cross_section_pb"] = sample.cross_section_pb
+            metadata["n_generated"] = generated_events(sample)
+        writer.metadata = metadata
+    return KinfitSummary(paths[0], output_path, writer.entries, status_counts, time.perf_counter() - started)
+
+
 def run_kinfit(
     config: dict,
     inputs: list[str | Path] | None = None,
@@ -562,6 +638,8 @@ def run_kinfit(
         The output folder cannot be written (checked before any fit).
     """
     layout = OutputLayout.from_config(config)
+    if inputs is None and user_samples(config):
+        return _kinfit_samples(config, layout, output, progress)
     if inputs is None:
         inputs = layout.existing_ntuples("simulation", SAMPLES)
         if not inputs:
@@ -585,3 +663,27 @@ def run_kinfit(
         )
         for source, target in zip(inputs, outputs)
     ]
+
+
+def _kinfit_samples(config: dict, layout: OutputLayout, output, progress: bool) -> list[KinfitSummary]:
+    """The kinematic fit of every sample of the configuration's ``samples`` section."""
+    output = Path(output) if output is not None else layout.kinfit_dir
+    if output.suffix == ".root":
+        raise NtupleError(f"{output}: the samples of an analysis need an output directory, not a file")
+    writable_folder(output)
+    samples = analysis_samples(config)
+    for sample in samples.values():
+        sample.paths()  # every glob matches before any fit
+    settings = config["kinfit"]
+    options = dict(step_size=settings["chunk_size"], max_iterations=settings["max_iterations"], progress=progress)
+    summaries = []
+    for sample in samples.values():
+        target = output / f"{sample.name}.root"
+        if sample.format == "candidates":
+            summaries.append(kinfit_sample(sample, config, target, **options))
+            continue
+        paths = sample.paths()
+        if len(paths) != 1:
+            raise NtupleError(f"{sample.key}.files: a sample in bumphunt's format is one ntuple, found {len(paths)}")
+        summaries.append(kinfit_ntuple(paths[0], target, Beams.from_config(config).four_momentum, **options))
+    return summaries

@@ -184,6 +184,28 @@ def _compression():
     return ChecksummedZSTD(COMPRESSION_LEVEL)
 
 
+#: What every ntuple bumphunt writes says of itself: its tree's title, near the file's start.
+_OWN_TITLE = b"bumphunt ntuple v"
+
+
+def written_by_bumphunt(path: str | Path) -> bool:
+    """Whether the ROOT file at ``path`` is an ntuple bumphunt wrote (its tree's title, stored
+    uncompressed in the file's first kilobytes, even where the rest is damaged)."""
+    with open(path, "rb") as handle:
+        return _OWN_TITLE in handle.read(1 << 16)
+
+
+def refuse_foreign_file(path: str | Path) -> None:
+    """Raise NtupleError when a file that bumphunt did not write stands at ``path``: a stage
+    never overwrites or deletes the analyst's own files."""
+    path = Path(path)
+    if path.is_file() and not written_by_bumphunt(path):
+        raise NtupleError(
+            f"{path}: a file bumphunt did not write is in the way (a stage never overwrites one); "
+            "move it, or point the analysis at it as a sample"
+        )
+
+
 class NtupleWriter:
     """Write events chunk by chunk to a ROOT file, atomically.
 
@@ -210,6 +232,7 @@ class NtupleWriter:
     def __enter__(self) -> NtupleWriter:
         import uproot
 
+        refuse_foreign_file(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = uproot.recreate(self._tmp_path, compression=_compression())
         self._file.mktree(

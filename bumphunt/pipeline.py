@@ -32,6 +32,7 @@ from ._io import write_json
 from ._version import __version__, installed_version
 from .errors import BumphuntError
 from .layout import OutputLayout
+from .samples import analysis_samples
 
 #: The file next to a stage's outputs that records how they were made.
 RECORD_NAME = "fingerprint.json"
@@ -70,11 +71,13 @@ class Stage:
 CHAIN = (
     Stage("simulation", "bumphunt.simulation.stage",
           ("seed", "luminosity", "beam", "detector", "preselection", "simulation")),
-    Stage("kinfit", "bumphunt.kinfit", ("beam", "kinfit")),
-    Stage("select", "bumphunt.select.stage", ("seed", "luminosity", "beam", "select", "scan.start", "scan.stop")),
-    Stage("shapes", "bumphunt.shapes.stage", ("beam", "shapes")),
+    Stage("kinfit", "bumphunt.kinfit", ("beam", "kinfit", "samples", "luminosity", "simulation.signal.coupling")),
+    Stage("select", "bumphunt.select.stage",
+          ("seed", "luminosity", "beam", "select", "scan.start", "scan.stop", "samples")),
+    Stage("shapes", "bumphunt.shapes.stage", ("beam", "shapes", "samples")),
     Stage("scan", "bumphunt.scan.stage",
-          ("seed", "luminosity", "beam", "scan", "shapes.selection", "shapes.mass_variable", "systematics")),
+          ("seed", "luminosity", "beam", "scan", "shapes.selection", "shapes.mass_variable", "systematics",
+           "samples", "unblind")),
     Stage("exclusion", "bumphunt.exclusion.stage", ("luminosity", "beam", "scan.shapes", "exclusion"),
           ("belle2_2020_alp_gagg_limit.csv",)),
     Stage("report", "bumphunt.report", ("*",), ("belle2_2020_alp_gagg_limit.csv",)),
@@ -132,7 +135,7 @@ def settings_of(stage: Stage, config: Mapping) -> dict:
     for key in stage.settings:
         node = config
         for part in key.split("."):
-            node = node[part]
+            node = node.get(part) if isinstance(node, Mapping) else None  # keys added since: None
         values[key] = node
     return values
 
@@ -210,6 +213,9 @@ def _imported_modules(node: ast.AST, package: str) -> list[str]:
 def _external_inputs(stage: Stage, config: Mapping) -> dict:
     """Size and modification time of files the stage reads from outside the analysis folder."""
     paths = []
+    if stage.name == "kinfit" and config.get("samples"):
+        for sample in analysis_samples(config).values():
+            paths += sample.paths() + ([sample.beam_table] if sample.beam_table else [])
     if stage.name in ("scan", "report") and config["scan"]["data"] != "pseudo":
         paths.append(config["scan"]["data"])
     if stage.name in ("scan", "exclusion", "report") and config["scan"]["shapes"]:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import BumphuntError
 from .stats.likelihood import background_density
 
 #: Colours of the expected-limit bands, as the field draws them.
@@ -297,7 +298,7 @@ def plot_brazil(result, *, ax=None, ylabel: str = "95% CL upper limit on $N_{sig
     log : bool
         Logarithmic y axis.
     """
-    columns = (result[name] for name in names)
+    columns = _table_columns(result, names, "plot_brazil")
     mass, m2, m1, median, p1, p2, observed = _broken_at_vetoes(result["mass"], result.vetoed, *columns)
     with _style(ax is None):
         ax = _new_axes(ax, (12, 7))
@@ -312,6 +313,17 @@ def plot_brazil(result, *, ax=None, ylabel: str = "95% CL upper limit on $N_{sig
             ax.set_ylim(0, None)
         ax.legend(fontsize=16)
     return ax
+
+
+def _table_columns(result, names, figure: str) -> list:
+    """The columns ``names`` of a table (what :func:`bumphunt.results.read_table` returns);
+    a BumphuntError naming the figure and the columns it lacks for a table of another kind."""
+    columns = getattr(result, "columns", None)
+    missing = [name for name in names if columns is not None and name not in columns]
+    if missing:
+        kind = getattr(result, "kind", type(result).__name__)
+        raise BumphuntError(f"{figure} draws the column(s) {', '.join(missing)}, which a {kind} table lacks")
+    return [result[name] for name in names]
 
 
 def _draw_bands(ax, mass, m2, m1, median, p1, p2, observed, observed_label: str) -> None:
@@ -334,8 +346,9 @@ def plot_coupling_exclusion(result, published=None, *, ax=None):
     """The excluded g_agg versus m_a on log axes: observed (shaded above), expected with its
     +-1/2 sigma bands, and a published curve ``(mass, g)`` for comparison (Belle II 2020)."""
     names = ("g_exp_m2", "g_exp_m1", "g_exp", "g_exp_p1", "g_exp_p2", "g_obs")
-    mass, m2, m1, median, p1, p2, observed = _broken_at_vetoes(result["mass"], result.vetoed,
-                                                               *(result[n] for n in names))  # fmt: skip
+    mass, m2, m1, median, p1, p2, observed = _broken_at_vetoes(
+        result["mass"], result.vetoed, *_table_columns(result, names, "plot_coupling_exclusion")
+    )
     with _style(ax is None):
         ax = _new_axes(ax, (12, 8))
         _draw_bands(ax, mass, m2, m1, median, p1, p2, observed, "observed (this analysis)")
@@ -391,7 +404,8 @@ def plot_efficiency_map(model, *, ax=None, n_ctau: int = 120):
 
 def plot_local_significance(result, *, ax=None):
     """Local significance versus mass, with the largest excess and its global significance."""
-    mass, z = _broken_at_vetoes(result["mass"], result.vetoed, result["z_local"])
+    (z_local,) = _table_columns(result, ["z_local"], "plot_local_significance")
+    mass, z = _broken_at_vetoes(result["mass"], result.vetoed, z_local)
     best = result.global_significance
     with _style(ax is None):
         ax = _new_axes(ax, (12, 6))
@@ -617,3 +631,357 @@ def plot_score_distributions(scores: dict, working_point: float | None = None, *
         ax.set_ylabel(f"expected events / {1 / bins:.2f}")
         ax.legend(fontsize=12, ncols=2)
     return fig
+
+
+def _blinded_regions(regions) -> np.ndarray:
+    """``regions`` (None, one ``(low, high)`` or a list of them) as an (n, 2) float array."""
+    if regions is None:
+        return np.empty((0, 2))
+    array = np.asarray(regions, dtype=float)
+    if array.size == 0:
+        return np.empty((0, 2))
+    if array.shape == (2,):
+        array = array[np.newaxis]
+    if array.ndim != 2 or array.shape[1] != 2:
+        raise ValueError(f"blinded region: expected (low, high) or a list of them, got {regions!r}")
+    if np.isnan(array).any() or (array[:, 0] > array[:, 1]).any():
+        raise ValueError(f"blinded region: each (low, high) needs low <= high, got {regions!r}")
+    return array
+
+
+def blind_mask(values, regions) -> np.ndarray:
+    """The values outside every blinded region: the entries that may be looked at.
+
+    Parameters
+    ----------
+    values : array_like
+        One value per entry (e.g. the diphoton mass of each candidate).
+    regions : (low, high) or sequence of (low, high) or None
+        Blinded intervals, edges included (``low <= value <= high`` is blinded); None or an
+        empty list blinds nothing.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        True where the value lies outside all regions (NaN lies in none), False where it must
+        stay hidden. Use it to drop blinded entries before anything is histogrammed or fitted:
+        ``data[blind_mask(data, regions)]``; for another variable of the same events, index
+        that variable with the mask of the blinded one.
+    """
+    values = np.asarray(values, dtype=float)
+    keep = np.ones(values.shape, dtype=bool)
+    for low, high in _blinded_regions(regions):
+        keep &= ~((values >= low) & (values <= high))
+    return keep
+
+
+def _masked_bins(edges: np.ndarray, regions: np.ndarray) -> np.ndarray:
+    """Bins that overlap a blinded region by more than a shared edge (a region of zero width
+    inside a bin masks that bin)."""
+    masked = np.zeros(len(edges) - 1, dtype=bool)
+    for low, high in regions:
+        masked |= (edges[:-1] < high) & (edges[1:] > low)
+    return masked
+
+
+def _poisson_interval(counts: np.ndarray, coverage: float = 0.682689492137086) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper ends of the central (Garwood) Poisson interval of each count."""
+    from scipy.stats import chi2
+
+    alpha = 1.0 - coverage
+    counts = np.asarray(counts, dtype=float)
+    low = np.where(counts > 0, chi2.ppf(alpha / 2, 2 * counts) / 2, 0.0)
+    high = chi2.ppf(1 - alpha / 2, 2 * (counts + 1)) / 2
+    return np.nan_to_num(low), high
+
+
+class DataMCHistograms:
+    """The histograms of a data/MC comparison, as :func:`plot_data_mc` draws them.
+
+    Attributes
+    ----------
+    edges : numpy.ndarray
+        Bin edges.
+    processes : tuple of str
+        MC processes in stacking order, bottom first (ascending expected events).
+    mc : dict of str -> numpy.ndarray
+        Expected events per bin of each process (sum of weights).
+    mc_variance : dict of str -> numpy.ndarray
+        Their variance (sum of squared weights).
+    mc_total : numpy.ndarray
+        Expected events per bin of all processes.
+    mc_error : numpy.ndarray
+        The MC statistical uncertainty of ``mc_total``, sqrt(sum of w^2).
+    masked : numpy.ndarray of bool
+        Bins that overlap a blinded region: no data there (only while blinded).
+    data : numpy.ndarray or None
+        Data counts per bin, NaN in masked bins; None without data.
+    blinded : bool
+    regions : numpy.ndarray
+        Blinded regions, (n, 2).
+    """
+
+    def __init__(self, edges, processes, mc, mc_variance, masked, data, blinded, regions):
+        self.edges = edges
+        self.processes = tuple(processes)
+        self.mc = mc
+        self.mc_variance = mc_variance
+        self.masked = masked
+        self.data = data
+        self.blinded = blinded
+        self.regions = regions
+        self.mc_total = sum((mc[name] for name in self.processes), np.zeros(len(edges) - 1))
+        self.mc_error = np.sqrt(sum((mc_variance[name] for name in self.processes), np.zeros(len(edges) - 1)))
+
+    @property
+    def centres(self) -> np.ndarray:
+        return 0.5 * (self.edges[1:] + self.edges[:-1])
+
+    @property
+    def shown(self) -> np.ndarray:
+        """Bins with a data point: data given and the bin not masked."""
+        if self.data is None:
+            return np.zeros(len(self.edges) - 1, dtype=bool)
+        return ~self.masked
+
+    def data_errors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper Poisson (Garwood, 68.3%) errors of the data counts (NaN where masked)."""
+        counts = np.where(self.shown, np.nan_to_num(self.data) if self.data is not None else 0.0, 0.0)
+        low, high = _poisson_interval(counts)
+        nan = np.where(self.shown, 0.0, np.nan)
+        return counts - low + nan, high - counts + nan
+
+    @property
+    def ratio(self) -> np.ndarray:
+        """Data / MC per bin; NaN where masked, without data, or where the MC expects nothing."""
+        ok = self.shown & (self.mc_total > 0)
+        data = np.nan_to_num(self.data) if self.data is not None else np.zeros_like(self.mc_total)
+        return np.where(ok, data / np.where(ok, self.mc_total, 1.0), np.nan)
+
+    def ratio_errors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper errors of :attr:`ratio` (the data's Poisson errors over the MC)."""
+        low, high = self.data_errors()
+        ok = self.shown & (self.mc_total > 0)
+        total = np.where(ok, self.mc_total, np.nan)
+        return low / total, high / total
+
+
+def data_mc_histograms(mc, data=None, *, bins, range=None, blinded_region=None, blinded: bool = True):
+    """Histogram MC processes and data for :func:`plot_data_mc`, masking the blinded region.
+
+    Parameters
+    ----------
+    mc : mapping of str -> (values, weights)
+        Per background process, the variable's values and each entry's weight in expected events
+        at the data's luminosity (weights None: one event each).
+    data : array_like, optional
+        The variable's values in data (one per entry, unweighted).
+    bins : int or array_like
+        Number of bins (with ``range``) or the bin edges.
+    range : (float, float), optional
+        Histogram range with an integer ``bins``; by default the MC's smallest and largest value
+        (never the data's).
+    blinded_region : (low, high) or list of them, optional
+        The region data may not be looked at in (edges included).
+    blinded : bool
+        True (the default) until unblinding: data values inside ``blinded_region`` and inside
+        every bin overlapping it are dropped before they are histogrammed; the data counts of
+        those bins are NaN. With data and blinded, ``blinded_region`` must be given: an empty
+        list states that the data were blinded upstream (e.g. the events were restricted to the
+        mass sidebands with :func:`blind_mask` before another variable is plotted).
+
+    Returns
+    -------
+    DataMCHistograms
+    """
+    if not mc:
+        raise ValueError("data/MC comparison: no MC process given")
+    if blinded and data is not None and blinded_region is None:
+        raise ValueError(
+            "data/MC comparison is blinded: give blinded_region (an empty list if the data were already "
+            "blinded, e.g. restricted to the sidebands), or blinded=False after unblinding"
+        )
+    regions = _blinded_regions(blinded_region)
+    samples = {}
+    for name, entry in mc.items():
+        values, weights = entry
+        values = np.asarray(values, dtype=float).ravel()
+        weights = np.ones_like(values) if weights is None else np.asarray(weights, dtype=float).ravel()
+        if weights.shape != values.shape:
+            raise ValueError(f"MC process {name!r}: {len(values)} values but {len(weights)} weights")
+        samples[str(name)] = (values, weights)
+    if np.ndim(bins) == 0:
+        if range is None:
+            finite = np.concatenate([v[np.isfinite(v)] for v, _ in samples.values()])
+            if not len(finite):
+                raise ValueError("data/MC comparison: no finite MC value to set the range; give range=")
+            low, high = finite.min(), finite.max()
+            range = (low, high) if high > low else (low - 0.5, low + 0.5)
+        edges = np.linspace(float(range[0]), float(range[1]), int(bins) + 1)
+    else:
+        edges = np.asarray(bins, dtype=float)
+    if edges.ndim != 1 or len(edges) < 2 or not np.all(np.diff(edges) > 0):
+        raise ValueError("data/MC comparison: bins must be a positive number or increasing edges")
+    counts = {name: np.histogram(v, edges, weights=w)[0] for name, (v, w) in samples.items()}
+    variance = {name: np.histogram(v, edges, weights=w**2)[0] for name, (v, w) in samples.items()}
+    order = sorted(counts, key=lambda name: (counts[name].sum(), name))
+    masked = _masked_bins(edges, regions) if blinded else np.zeros(len(edges) - 1, dtype=bool)
+    counted = None
+    if data is not None:
+        values = np.asarray(data, dtype=float).ravel()
+        if blinded:
+            # Mask first: values in a blinded region or in a bin overlapping one never reach a histogram.
+            spans = np.column_stack([edges[:-1][masked], edges[1:][masked]])
+            values = values[blind_mask(values, regions) & blind_mask(values, spans)]
+        counted = np.histogram(values, edges)[0].astype(float)
+        counted[masked] = np.nan
+    return DataMCHistograms(edges, order, counts, variance, masked, counted, blinded, regions)
+
+
+def plot_data_mc(
+    mc,
+    data=None,
+    *,
+    bins,
+    range=None,
+    label: str = "",
+    unit: str = "GeV",
+    blinded_region=None,
+    blinded: bool = True,
+    logy: bool = False,
+    ratio_range: tuple[float, float] = (0.5, 1.5),
+    ax=None,
+    title: str = "",
+):
+    """Data compared with the stacked MC of each background process, with a data/MC ratio
+    panel; while blinded, no data in (the bins of) the blinded region and "BLINDED" written
+    across the figure.
+
+    Parameters
+    ----------
+    mc : mapping of str -> (values, weights)
+        Per background process, the variable's values and weights in expected events at the
+        data's luminosity. Stacked by expected events, the smallest process at the bottom;
+        the MC statistical uncertainty, sqrt(sum of w^2), is the hatched band.
+    data : array_like, optional
+        The variable's values in data, drawn as black points with Poisson (Garwood) errors.
+        None draws the MC alone.
+    bins, range, blinded_region, blinded
+        As for :func:`data_mc_histograms`, which makes the histograms drawn (call it to read
+        them). While blinded, the bins overlapping ``blinded_region`` are shaded grey
+        ("blinded") and hold no data point or ratio point.
+    label : str
+        The variable, for the x axis (e.g. ``r"$M_{\\gamma\\gamma}$"``).
+    unit : str
+        Its unit ("" for none): the x axis reads "label [unit]", the y axis "events / width unit".
+    logy : bool
+        Logarithmic y axis of the upper panel.
+    ratio_range : (float, float)
+        y range of the ratio panel.
+    ax : matplotlib Axes or (Axes, Axes), optional
+        Upper and ratio panels to draw on; a single Axes draws without the ratio panel. By
+        default a new figure with both.
+    title : str
+        Title of the upper panel.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure (its axes: upper panel, then ratio panel); :func:`save_figure` writes it
+        atomically.
+    """
+    histograms = data_mc_histograms(mc, data, bins=bins, range=range, blinded_region=blinded_region,
+                                    blinded=blinded)  # fmt: skip
+    with _style(ax is None):
+        if ax is None:
+            fig, (top, bottom) = _subplots(2, 1, figsize=(10, 9), sharex=True,
+                                           gridspec_kw={"height_ratios": [3, 1], "hspace": 0.06})  # fmt: skip
+        elif np.ndim(ax) == 0:
+            top, bottom = ax, None
+            fig = top.figure
+        else:
+            top, bottom = ax
+            fig = top.figure
+        _draw_data_mc(top, bottom, histograms, label=label, unit=unit, logy=logy, ratio_range=ratio_range,
+                      title=title)  # fmt: skip
+    return fig
+
+
+def _draw_data_mc(top, bottom, h: DataMCHistograms, *, label, unit, logy, ratio_range, title) -> None:
+    import matplotlib
+    import mplhep
+
+    edges, total, error = h.edges, h.mc_total, h.mc_error
+    colours = matplotlib.colormaps["tab10" if len(h.processes) <= 10 else "tab20"]
+    mplhep.histplot([h.mc[name] for name in h.processes], edges, ax=top, stack=True, histtype="fill",
+                    label=list(h.processes), color=[colours(i) for i in np.arange(len(h.processes))])  # fmt: skip
+    band = dict(hatch="////", facecolor="none", edgecolor="0.35", linewidth=0, fill=False)
+    top.stairs(total + error, edges, baseline=total - error, label="MC stat. unc.", gid="mc_uncertainty", **band)
+    shown = h.shown
+    if shown.any():
+        counts = h.data[shown]
+        low, high = h.data_errors()
+        top.errorbar(h.centres[shown], counts, yerr=[low[shown], high[shown]], fmt="o", color="k", markersize=5,
+                     linewidth=1.2, label="data", gid="data", zorder=5)  # fmt: skip
+    runs = _runs(h.masked)
+    for number, (first, last) in enumerate(runs):
+        for axis in (top, bottom):
+            if axis is not None:
+                axis.axvspan(edges[first], edges[last + 1], color="0.75", alpha=0.6, linewidth=0, zorder=4,
+                             label="blinded" if number == 0 and axis is top else None, gid="blinded")  # fmt: skip
+    if h.blinded:
+        top.text(0.5, 0.55, "BLINDED", transform=top.transAxes, fontsize=64, fontweight="bold", color="0.35",
+                 alpha=0.35, rotation=20, ha="center", va="center", zorder=6, gid="blinded_label")  # fmt: skip
+
+    peak = np.nanmax(np.r_[total + error, h.data[shown] + h.data_errors()[1][shown] if shown.any() else []])
+    if logy:
+        positive = np.concatenate([h.mc[name][h.mc[name] > 0] for name in h.processes])
+        floor = positive.min() / 2 if len(positive) else 0.1
+        top.set_yscale("log")
+        top.set_ylim(floor, max(peak, floor) * (max(peak, floor) / floor) ** 0.4)
+    else:
+        top.set_ylim(0, 1.45 * peak if peak > 0 else 1.0)
+    widths = np.diff(edges)
+    per_bin = f"{widths[0]:.3g} {unit}".strip() if np.allclose(widths, widths[0]) else "bin"
+    top.set_ylabel(f"events / {per_bin}")
+    top.set_title(title, fontsize=16)
+    handles, labels = top.get_legend_handles_labels()
+    order = [labels.index(x) for x in ("data", *reversed(h.processes), "MC stat. unc.", "blinded") if x in labels]
+    top.legend([handles[i] for i in order], [labels[i] for i in order], fontsize=13, loc="upper right",
+               ncols=2 if len(order) > 5 else 1)  # fmt: skip
+    top.set_xlim(edges[0], edges[-1])
+    xlabel = f"{label} [{unit}]" if unit else label
+    if bottom is None:
+        top.set_xlabel(xlabel)
+        return
+    top.set_xlabel("")
+    relative = np.where(total > 0, error / np.where(total > 0, total, 1.0), np.nan)
+    bottom.stairs(1 + relative, edges, baseline=1 - relative, gid="mc_uncertainty", **band)
+    bottom.axhline(1.0, color="k", linewidth=1)
+    if shown.any():
+        ratio = h.ratio
+        low, high = h.ratio_errors()
+        good = np.isfinite(ratio)
+        bottom.errorbar(h.centres[good], ratio[good], yerr=[low[good], high[good]], fmt="o", color="k",
+                        markersize=4, linewidth=1.2, gid="ratio", zorder=5)  # fmt: skip
+    bottom.set_ylim(*ratio_range)
+    bottom.set_ylabel("data / MC")
+    bottom.set_xlabel(xlabel)
+    bottom.set_xlim(edges[0], edges[-1])
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) index of each run of consecutive True flags."""
+    padded = np.r_[False, np.asarray(flags, dtype=bool), False].astype(np.int8)
+    change = np.flatnonzero(np.diff(padded))
+    return [(int(a), int(b) - 1) for a, b in zip(change[::2], change[1::2])]
+
+
+def mark_blinded(figure_or_axes):
+    """Write BLINDED across every axes of a figure (or of the figure of ``figure_or_axes``): a
+    result of pseudo-data while the analysis' data stay unseen. Returns what it was given."""
+    figure = getattr(figure_or_axes, "figure", figure_or_axes)
+    for ax in figure.axes:
+        ax.text(0.5, 0.5, "BLINDED", transform=ax.transAxes, ha="center", va="center", fontsize=48,
+                color="0.5", alpha=0.35, rotation=20, zorder=10, gid="blinded")  # fmt: skip
+    return figure_or_axes

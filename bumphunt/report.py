@@ -28,8 +28,10 @@ from .coupling import published_limit
 from .errors import BumphuntError
 from .layout import STAGE_DIRS, OutputLayout
 from .models.signal import ShapeModel
+from .ntuple import read_metadata
 from .plotting import FOM_CURVES, plot_resolution, save_figure
 from .results import ScanResult, read_table
+from .samples import data_description, signal_sample
 
 #: Caption of every figure the stages draw, by its path below ``output_dir``.
 CAPTIONS = {
@@ -142,7 +144,7 @@ def write_report(
     body = [
         f"<h1>bumphunt report: {_text(name)}</h1>",
         f"<p>bumphunt {_text(__version__)}, output folder <code>{_text(layout.root)}</code></p>",
-        _summary(scan, exclusion),
+        _summary(scan, exclusion, config, layout),
         "<nav>" + "".join(f'<a href="#{key}">{_text(title)}</a>' for key, title in SECTIONS.items()) + "</nav>",
         *(
             f'<section id="{key}">\n<h2>{_text(SECTIONS[key])}</h2>\n{content}\n</section>'
@@ -162,8 +164,15 @@ def write_report(
 # --- the sections ---------------------------------------------------------------------------
 
 
-def _summary(scan: ScanResult | None, exclusion: dict | None) -> str:
-    rows = []
+def _summary(scan: ScanResult | None, exclusion: dict | None, config: Mapping, layout: OutputLayout) -> str:
+    rows = [("Data", _text(data_description(config)))]
+    signal = layout.ntuple("kinfit", signal_sample(config))
+    if signal.is_file() and read_metadata(signal).get("isr_factor_assumed"):
+        rows.append(("Signal cross-section", "Born: the signal sample gives no isr_factor (1 assumed)"))
+    shapes = _read_json(layout.shapes_file) if layout.shapes_file.is_file() else {}
+    if shapes.get("settings", {}).get("truth_matching") == "nearest pair":
+        rows.append(("Signal shapes", "no truth in the signal sample: the pair nearest the generated mass "
+                     "counts as correct (docs/own-analysis.md)"))  # fmt: skip
     if scan is None:
         rows.append(("Largest excess", "scan not run"))
         rows.append(("Mass hypotheses", "scan not run"))

@@ -5,12 +5,14 @@ The tests check that the docs hold the current tables (tests/test_docs_site.py c
 one of ``TABLES``).
 """
 
+import re
 import sys
 from pathlib import Path
 
 from bumphunt.config import default_config_text, schema, schema_table_markdown
 from bumphunt.kinfit import KINFIT_BRANCHES
 from bumphunt.ntuple import branch_table_markdown
+from bumphunt.samples import QUANTITIES
 
 DOCS = Path(__file__).parent
 sys.path.insert(0, str(DOCS.parent))
@@ -71,6 +73,13 @@ def list_items_markdown() -> str:
     return "\n".join(lines)
 
 
+def sample_quantities_markdown() -> str:
+    """What a candidate-row sample's branch map may name (bumphunt.samples.QUANTITIES)."""
+    as_code = r"`\g<1>`"  # basf2's bookkeeping names (__run__), as code rather than bold
+    rows = [f"| `{name}` | {re.sub(r'(__[a-z]+__)', as_code, meaning)} |" for name, meaning in QUANTITIES.items()]
+    return "\n".join(["| quantity | meaning |", "| --- | --- |", *rows])
+
+
 TABLES = [
     ("configuration.md", "keys", schema_table_markdown),
     ("configuration.md", "list-items", list_items_markdown),
@@ -78,6 +87,7 @@ TABLES = [
     ("ntuple.md", "branches", branch_table_markdown),
     ("ntuple.md", "kinfit-branches", lambda: branch_table_markdown(KINFIT_BRANCHES)),
     ("bad-input.md", "bad-inputs", bad_input_table),
+    ("own-analysis.md", "sample-quantities", sample_quantities_markdown),
 ]
 
 

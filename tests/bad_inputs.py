@@ -122,6 +122,59 @@ case(
     "refuses before any fit",
     "the scan range must end below sqrt(s) = {sqrt_s} GeV, got stop = {stop}",
 )
+case(
+    "scan-spectrum-mev",
+    "candidate masses in MeV, every one above sqrt(s) of the signal shapes (`scan_spectrum`, or `scan.data`)",
+    "refuses before any fit (it scanned to 329 empty windows before)",
+    "masses look like MeV (median {median}): convert to GeV; every candidate lies above {ceiling}",
+)
+case(
+    "scan-spectrum-mev-likely",
+    "candidate masses of which more than half lie above sqrt(s) (MeV with a few small values)",
+    "scans, and warns",
+    "masses may be in MeV (median {median}; {percent} % of the candidates above {ceiling}): convert them to GeV",
+)
+case(
+    "scan-spectrum-wide-bins",
+    "a `hist.Hist` for `scan_spectrum` with bins in the scan range wider than a third of the signal resolution "
+    "(0.2 GeV bins)",
+    "scans, and warns with the bin width, the resolution there and the width to use",
+    "histogram bins of {width} GeV at {mass} GeV are wider than a third of the signal resolution there ({sigma} "
+    "GeV): the fits smear the peak or fail; use bins narrower than {limit} GeV",
+)
+case(
+    "scan-spectrum-2d",
+    "a two-dimensional array for `scan_spectrum` (the (events, 3) masses of `read_ntuple`)",
+    "refuses: never flattens it silently (a table or TTree with `mass=` takes several candidates per entry)",
+    "the scan data are an array of shape {shape}: give the candidate masses as a one-dimensional array (ravel() it "
+    "if every entry is a candidate), or a table with mass= naming the column",
+)
+case(
+    "scan-spectrum-not-numbers",
+    "`scan_spectrum` data that are not numbers (`['a', 'b']`)",
+    "refuses",
+    "the scan data are a {type} of {kind}, not candidate masses: give masses in GeV (an array of numbers), a ROOT "
+    "file or TTree with mass=, or a hist.Hist",
+)
+case(
+    "scan-spectrum-no-tree",
+    "`scan_spectrum` of a ROOT file without the tree `events`, and no `tree=`",
+    "refuses, listing the file's trees",
+    "{path}: no tree 'events' (found: {found}); name the tree with tree=",
+)
+case(
+    "scan-spectrum-no-branch",
+    "`scan_spectrum` with `mass=` (or, without it, the signal model's mass variable) naming a branch the tree lacks",
+    "refuses, naming the closest branch (or the first ones)",
+    "{where} has no branch {name!r} (named by mass={mass!r}); {hint}",
+)
+case(
+    "scan-spectrum-bad-expression",
+    "a `mass=` expression with an operation that is not allowed (`m.sum()`, `__import__('os')`)",
+    "refuses; nothing of it is evaluated",
+    "mass={mass!r}: {part!r} is not allowed (numbers, branches, + - * / **, abs, sqrt and indexing with integers "
+    "and slices are)",
+)
 
 case(
     "counting-bad-number",
@@ -318,9 +371,58 @@ case(
 )
 case(
     "exclusion-not-a-scan-table",
-    "a `--scan-table` file that is not a scan's results.json",
+    "a `--scan-table` that is an exclusion.json (any other file that is no table: the `read_table` rows)",
     "stops before writing anything",
-    "{path}: not a bumphunt scan table ({error})",
+    "{path}: an exclusion table, not the scan's results.json the exclusion converts",
+)
+case(
+    "table-missing",
+    "`read_table` of a file that does not exist",
+    "refuses",
+    "{path}: no such file",
+)
+case(
+    "table-empty",
+    "`read_table` of an empty file",
+    "refuses",
+    "{path}: empty file; copy it again or rerun the stage that wrote it",
+)
+case(
+    "table-csv",
+    "`read_table` of a CSV table (`results.csv` for `results.json`)",
+    "refuses, naming the JSON table to read",
+    "{path}: a CSV table; read_table reads the JSON table written beside it ({json})",
+)
+case(
+    "table-truncated",
+    "a truncated `results.json` or `exclusion.json` (an interrupted copy, a full disk)",
+    "refuses it",
+    "{path}: truncated JSON (it ends at line {line}); copy it again or rerun the stage that wrote it",
+)
+case(
+    "table-not-json",
+    "`read_table` of a text file that is not JSON",
+    "refuses it",
+    "{path}: not JSON ({reason} at line {line}, column {column}), so not a table bumphunt writes",
+)
+case(
+    "table-other-json",
+    "`read_table` of JSON that is no table (`signal_shapes.json`, `fingerprint.json`, `{}`), or of a binary file",
+    "refuses it, saying what it is",
+    "{path}: not a table bumphunt writes (a scan's or count's results.json, an exclusion.json): {what}",
+)
+case(
+    "table-broken",
+    "a table with a missing or malformed entry (no `global_significance`, rows without a mass)",
+    "refuses it, naming the entry",
+    "{path}: broken {kind} table: {reason}",
+)
+case(
+    "plot-other-table",
+    "a figure of a table of another kind (`plot_brazil` or `plot_local_significance` of an exclusion table, "
+    "`plot_coupling_exclusion` of a scan table)",
+    "refuses, naming the columns the table lacks",
+    "{figure} draws the column(s) {columns}, which a {kind} table lacks",
 )
 case(
     "shapes-without-lifetime",
@@ -354,4 +456,51 @@ case(
     "scan.background_from_sidebands with sidebands too empty to fit the background shape",
     "flags the mass point (NaN numbers, the reason in fit_status) and scans on",
     "background fit to the sidebands failed",
+)
+
+# -- your own samples (docs/own-analysis.md) ---------------------------------------------
+case(
+    "sample-unknown-role",
+    "a sample whose role is not signal, background or data",
+    "refuses the configuration",
+    "config error at 'samples.{name}.role': {role} is not one of ['signal', 'background', 'data']",
+)
+case(
+    "sample-glob-empty",
+    "a sample whose file pattern matches no file",
+    "stops before any fit",
+    "config error at 'samples.{name}.files': {pattern} matches no file",
+)
+case(
+    "sample-missing-branch",
+    "a branch map naming a branch the file lacks (a missing alias)",
+    "stops before writing, naming the file, the branch and the key",
+    "{path}: tree '{tree}' has no branch {branch} (samples.{name}.branches.{quantity})",
+)
+case(
+    "sample-mass-unreadable",
+    "a signal file whose generated mass cannot be read from its name",
+    "stops before writing",
+    "{path}: samples.{name}.mass.filename {regex} does not match the file name",
+)
+case(
+    "sample-mixed-beams",
+    "candidates whose nominal sqrt(s) (the sqrt_s branch) changes between runs, without a per-run beam table",
+    "stops: one beam four-vector cannot stand for them",
+    "{path}: mixed beam energies (sqrt(s) {low}-{high} GeV in {expression}) without a per-run beam table: set "
+    "samples.{name}.beam_table",
+)
+case(
+    "sample-mev",
+    "photon energies in MeV in a sample's files",
+    "stops before writing",
+    "{path}: photon energies up to {largest} (samples.{name}.branches.photon_E) exceed the beams' {total} GeV: are "
+    "they in MeV? bumphunt reads GeV",
+)
+case(
+    "stage-foreign-file",
+    "a file bumphunt did not write where a stage would write (an analyst's ntuple in kinfit/)",
+    "refuses, and leaves the file as it was",
+    "{path}: a file bumphunt did not write is in the way (a stage never overwrites one); move it, or point the "
+    "analysis at it as a sample",
 )

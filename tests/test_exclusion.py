@@ -138,10 +138,11 @@ def test_bad_input_and_a_model_without_lifetime(excluded, tmp_path):
         run_exclusion(config, tmp_path / "a", scan_table=missing, progress=False)
     broken = tmp_path / "broken.json"
     broken.write_text("{}")
-    with pytest.raises(
-        BumphuntError, match=pattern("exclusion-not-a-scan-table", path=broken, error="'global_significance'")
-    ):
+    with pytest.raises(BumphuntError, match=pattern("table-other-json", path=broken, what="an empty JSON object")):
         run_exclusion(config, tmp_path / "b", scan_table=broken, progress=False)
+    excluded_table = excluded[3].table_json
+    with pytest.raises(BumphuntError, match=pattern("exclusion-not-a-scan-table", path=excluded_table)):
+        run_exclusion(config, tmp_path / "b", scan_table=excluded_table, progress=False)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
     prompt = ShapeModel(model.splines, model.settings, model.fits, model.held_out, model.validation)
     prompt_path = prompt.save(tmp_path / "prompt_shapes.json")

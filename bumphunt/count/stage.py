@@ -33,6 +33,7 @@ from ..kinematics import Beams
 from ..layout import OutputLayout
 from ..plotting import plot_brazil, plot_local_significance, save_figure
 from ..results import ScanResult, write_table
+from ..samples import sample_names, signal_sample
 from ..stats.counting import CountingModel, discovery_pvalues, evaluate_counting, significance
 from ..stats.lookelsewhere import global_significance, upcrossings
 from ..systematics import Systematics
@@ -103,13 +104,13 @@ def _observed_counts(config: dict, background: Events, in_windows: list, windows
 def _signal_in_range(config: dict, layout: OutputLayout) -> list[SignalMass]:
     """The selected ALP events of every generated mass between count.start and count.stop."""
     settings, selection = config["count"], config["shapes"]["selection"]
-    alp = layout.ntuple("kinfit", "alp")
+    alp = layout.ntuple("kinfit", signal_sample(config))
     if not alp.is_file():
         raise NtupleError(
             f"{alp}: no such file; the count needs the ALP ntuple after the kinematic fit "
             "(run `bumphunt simulate` and `bumphunt kinfit`)"
         )
-    friends = layout.friends("alp", branches_used(selection))
+    friends = layout.friends(alp.stem, branches_used(selection))
     signal = [
         sample
         for sample in signal_masses(alp, selection, config["shapes"]["mass_variable"], friends=friends)
@@ -143,7 +144,8 @@ def run_count(config: dict, output_dir=None, *, progress: bool = True) -> CountS
     layout = OutputLayout.from_config(config).with_stage_dir("count", output_dir)
     writable_folder(layout.count_dir)
     signal = _signal_in_range(config, layout)
-    background = background_events(layout, config["shapes"]["selection"], config["shapes"]["mass_variable"])
+    background = background_events(layout, config["shapes"]["selection"], config["shapes"]["mass_variable"],
+                                   sample_names(config, "background"))  # fmt: skip
     placed = [sample for sample in signal if len(sample.truth)]
     windows = [signal_window(sample.truth, settings["signal_fraction"]) for sample in placed]
     in_windows = [background.in_window(low, high) for low, high in windows]
@@ -172,7 +174,7 @@ def run_count(config: dict, output_dir=None, *, progress: bool = True) -> CountS
     window_rows = [counted[sample.mass][1] for sample in placed]
     _warn_about_empty_windows(window_rows)
     best = _global_significance(rows, toy_z.T, settings["global_level"])
-    result = ScanResult.from_rows(rows, global_significance=best, vetoed={}, settings=dict(settings))
+    result = ScanResult.from_rows(rows, global_significance=best, vetoed={}, settings=dict(settings), kind="count")
     table_csv, table_json = write_table(result, layout.count_dir)
     windows_csv = atomic_write_text(layout.count_windows_csv, windows_table_csv(window_rows))
     plots = _plots(result, settings, layout) if settings["plots"] else []

@@ -107,9 +107,10 @@ def signal_masses(path, selection: str, mass_variable: str, *, friends=()) -> li
     return result
 
 
-def background_events(layout: OutputLayout, selection: str, mass_variable: str) -> Events:
-    """The selected events of every background sample after the kinematic fit, weighted to the luminosity."""
-    paths = layout.existing_ntuples("kinfit", BACKGROUND_SAMPLES)
+def background_events(layout: OutputLayout, selection: str, mass_variable: str,
+                      backgrounds=BACKGROUND_SAMPLES) -> Events:  # fmt: skip
+    """The selected events of the ``backgrounds`` samples after the kinematic fit, weighted to the luminosity."""
+    paths = layout.existing_ntuples("kinfit", backgrounds)
     if not paths:
         raise NtupleError(f"{layout.kinfit_dir}: no background ntuples after the kinematic fit (run `bumphunt kinfit`)")
     parts = [

@@ -29,36 +29,27 @@ from ..kinematics import Beams
 from ..layout import OutputLayout
 from ..models.signal import ShapeModel
 from ..plotting import plot_coupling_exclusion, plot_cross_section_limits, plot_efficiency_map, save_figure
-from ..results import read_table, rows_csv
+from ..results import (
+    EXCLUSION_COLUMNS,
+    EXCLUSION_LIMITS,
+    EXCLUSION_STRING_COLUMNS,
+    ExclusionResult,
+    ScanResult,
+    read_table,
+    rows_csv,
+)
 
-#: The limits converted, by the scan table's column and the suffix of the exclusion's columns.
-LIMITS = {"ul_obs": "obs", "ul_exp_m2": "exp_m2", "ul_exp_m1": "exp_m1", "ul_exp": "exp", "ul_exp_p1": "exp_p1",
-          "ul_exp_p2": "exp_p2"}  # fmt: skip
-#: The columns of the exclusion table, in order: couplings (GeV^-1), cross-sections (pb), the
-#: efficiency (with its statistical error) and c tau (cm) at the observed limit, the observed
-#: limit converted with the generated ALPs' efficiency (prompt decays), every excluded
-#: interval of g, status.
-COLUMNS = (
-    "mass", *(f"g_{s}" for s in LIMITS.values()), *(f"xsec_{s}_pb" for s in LIMITS.values()),
-    "efficiency_at_limit", "efficiency_error_at_limit", "ctau_at_limit_cm", "g_obs_prompt", "excluded_obs", "status",
-)  # fmt: skip
-STRING_COLUMNS = ("excluded_obs", "status")
+#: The limits converted, by the scan table's column and the suffix of the exclusion's columns
+#: (:data:`bumphunt.results.EXCLUSION_LIMITS`).
+LIMITS = EXCLUSION_LIMITS
+#: The columns of the exclusion table, in order (:data:`bumphunt.results.EXCLUSION_COLUMNS`):
+#: couplings (GeV^-1), cross-sections (pb), the efficiency (with its statistical error) and
+#: c tau (cm) at the observed limit, the observed limit converted with the generated ALPs'
+#: efficiency (prompt decays), every excluded interval of g, status.
+COLUMNS = EXCLUSION_COLUMNS
+STRING_COLUMNS = EXCLUSION_STRING_COLUMNS
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ExclusionResult:
-    """One row per scanned mass, as numpy columns (:data:`COLUMNS`), and the vetoed mass ranges."""
-
-    columns: dict[str, np.ndarray]
-    vetoed: dict[str, tuple[float, float]]
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        return self.columns[name]
-
-    def __len__(self) -> int:
-        return len(self.columns["mass"])
 
 
 @dataclass(frozen=True)
@@ -128,10 +119,9 @@ def run_exclusion(
     table_path = Path(scan_table) if scan_table else layout.scan_table_json
     if not table_path.is_file():
         raise BumphuntError(f"no scan results at {table_path}: run `bumphunt scan` first")
-    try:
-        scan = read_table(table_path)
-    except (ValueError, KeyError, TypeError) as error:
-        raise BumphuntError(f"{table_path}: not a bumphunt scan table ({error})") from None
+    scan = read_table(table_path)  # a BumphuntError naming the file when it is no table of bumphunt
+    if not isinstance(scan, ScanResult):
+        raise BumphuntError(f"{table_path}: an {scan.kind} table, not the scan's results.json the exclusion converts")
     model_path = Path(shapes or config["scan"]["shapes"] or layout.shapes_file)
     model = ShapeModel.load(model_path)
     luminosity, sqrt_s = float(config["luminosity"]), Beams.from_config(config).sqrt_s
@@ -142,16 +132,12 @@ def run_exclusion(
         for row in scan.rows():
             rows.append(exclusion_row(row, model, luminosity, sqrt_s))
             advance(1)
-    columns = {name: np.array([r[name] for r in rows], dtype=str if name in STRING_COLUMNS else np.float64)
-               for name in COLUMNS}  # fmt: skip
-    result = ExclusionResult(columns, scan.vetoed)
+    settings = {"luminosity_pb_inv": luminosity, "sqrt_s_gev": sqrt_s, "alpha": "alpha(0) = 1/137.036",
+                "shapes": str(model_path.resolve()), "scan_table": str(table_path.resolve())}  # fmt: skip
+    result = ExclusionResult.from_rows(rows, vetoed=scan.vetoed, settings=settings)
     table_csv = atomic_write_text(layout.exclusion_table_csv, rows_csv(rows, COLUMNS))
-    document = {"format": "bumphunt-exclusion", "version": 1, "luminosity_pb_inv": luminosity, "sqrt_s_gev": sqrt_s,
-                "alpha": "alpha(0) = 1/137.036", "shapes": str(model_path.resolve()),
-                "scan_table": str(table_path.resolve()), "vetoed": {k: list(v) for k, v in scan.vetoed.items()},
-                "rows": [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
-                         for r in rows]}  # fmt: skip
-    table_json = atomic_write_text(layout.exclusion_table_json, json.dumps(document, indent=1, allow_nan=False))
+    table_json = atomic_write_text(layout.exclusion_table_json,
+                                   json.dumps(result.to_dict(), indent=1, allow_nan=False))  # fmt: skip
     plots = []
     if config["exclusion"]["plots"] and not np.isfinite(result["g_exp"]).any():
         log.warning("no mass has a coupling limit: the exclusion figures are not drawn")

@@ -30,16 +30,26 @@ from .._parallel import executor
 from .._progress import progress_bar
 from ..config import load_config
 from ..coupling import limit_columns
+from ..cuts import branches_used
 from ..errors import BumphuntError, NtupleError
 from ..kinematics import Beams
 from ..layout import OutputLayout
 from ..models.signal import ShapeModel
-from ..plotting import plot_brazil, plot_hypothesis_fit, plot_local_significance, plot_systematic_impacts, save_figure
+from ..ntuple import TREE_NAME
+from ..plotting import (
+    mark_blinded,
+    plot_brazil,
+    plot_hypothesis_fit,
+    plot_local_significance,
+    plot_systematic_impacts,
+    save_figure,
+)
 from ..results import ScanResult, write_table
+from ..samples import blinded, sample_names, scan_data, signal_sample
 from ..stats.lookelsewhere import GlobalSignificance, global_significance, upcrossings
 from ..stats.systematics import model_nuisances
 from ..systematics import Systematics
-from .data import BackgroundModel, Spectrum, candidates, spectrum_from
+from .data import BackgroundModel, Spectrum, candidates, check_bin_widths, check_units, spectrum_from, takes_branches
 from .grid import scan_grid
 from .impacts import ImpactTable, impact_masses, impact_table
 from .runner import (
@@ -123,14 +133,17 @@ def _background_model(config: dict, layout: OutputLayout, model: ShapeModel) -> 
     """The background simulation for pseudo-data and look-elsewhere toys (None when neither
     is asked for); checked before any fit."""
     settings = config["scan"]
-    if settings["data"] != "pseudo" and settings["global_toys"] == 0:
+    source = scan_data(config, layout)
+    if source != "pseudo" and settings["global_toys"] == 0:
         return None
     selection, mass_variable = _selection_of(model)
     try:
         return BackgroundModel(layout, selection, mass_variable, model.resolution, mode=settings["pseudo_data"],
-                               smoothing=settings["background_smoothing"])  # fmt: skip
+                               smoothing=settings["background_smoothing"],
+                               backgrounds=sample_names(config, "background"),
+                               signal_name=signal_sample(config))  # fmt: skip
     except NtupleError as error:
-        if settings["data"] == "pseudo":
+        if source == "pseudo":
             raise
         raise BumphuntError(
             f"{settings['global_toys']} look-elsewhere toys need the background simulation in {layout.kinfit_dir} "
@@ -194,15 +207,21 @@ def _scan_analysis(config, layout, workers, scheduler, progress, resume, started
     selection, mass_variable = _selection_of(model)
     background = _background_model(config, layout, model)
     dropped = 0
-    if settings["data"] == "pseudo":
+    source = scan_data(config, layout)
+    if source == "pseudo":
         inject = settings["inject"]
         x = background.sample(config["seed"], inject_mass=inject["mass"], inject_events=inject["events"])
     else:
-        x, dropped = candidates(settings["data"], selection, mass_variable, count_dropped=True)
+        own = Path(source).parent == layout.kinfit_dir  # the data sample, with its selection friend
+        friends = layout.friends(Path(source).stem, branches_used(selection)) if own else ()
+        x, dropped = candidates(source, selection, mass_variable, count_dropped=True, friends=friends)
         x = np.sort(x)
     if len(x) == 0:
         raise BumphuntError("the scan data hold no candidates (check the data file and the selection)")
     spectrum = Spectrum(x)
+    if source != "pseudo":
+        sqrt_s = Beams.from_config(config).sqrt_s
+        check_units(spectrum, sqrt_s, f"sqrt(s) = {sqrt_s:.4f} GeV")
     masses, vetoed = scan_grid(
         model, settings["start"], settings["stop"], settings["step_sigmas"], settings["veto_sigmas"],
         settings["step_gev"],
@@ -231,7 +250,8 @@ def _scan_analysis(config, layout, workers, scheduler, progress, resume, started
 
     significance = _look_elsewhere(rows, model, str(model_path), point_settings, settings, toy_spectrum, run)
     result = ScanResult.from_rows(
-        rows, global_significance=significance, vetoed=vetoed, settings=settings, fingerprint=key,
+        rows, global_significance=significance, vetoed=vetoed, settings={**settings, "blinded": blinded(config)},
+        fingerprint=key,
         resumed_points=resumed, dropped_candidates=dropped,
     )  # fmt: skip
     table_csv, table_json = write_table(result, layout.scan_dir)
@@ -242,16 +262,17 @@ def _scan_analysis(config, layout, workers, scheduler, progress, resume, started
         impacts_csv.unlink(missing_ok=True)
     plots = []
     if settings["plots"]:
+        marked = mark_blinded if blinded(config) else (lambda axes: axes)
         plots = [
-            save_figure(plot_brazil(result), layout.scan_plot("upper_limits")),
-            save_figure(plot_local_significance(result), layout.scan_plot("local_significance")),
+            save_figure(marked(plot_brazil(result)), layout.scan_plot("upper_limits")),
+            save_figure(marked(plot_local_significance(result)), layout.scan_plot("local_significance")),
         ]
         if impacts is not None and impacts.rows:
-            plots.append(save_figure(plot_systematic_impacts(impacts), layout.scan_plot("systematics_impact")))
+            plots.append(save_figure(marked(plot_systematic_impacts(impacts)), layout.scan_plot("systematics_impact")))
         found = np.isfinite(significance.mass)
         best_fit = _best_fit_axes(spectrum, model, significance, point_settings) if found else None
         if best_fit is not None:
-            plots.append(save_figure(best_fit, layout.scan_plot("best_fit")))
+            plots.append(save_figure(marked(best_fit), layout.scan_plot("best_fit")))
     return ScanSummary(result, table_csv, table_json, plots, time.perf_counter() - started, impacts)
 
 
@@ -315,6 +336,9 @@ def scan_spectrum(
     *,
     start: float,
     stop: float,
+    tree: str | None = None,
+    mass: str | None = None,
+    selection: str | None = None,
     luminosity: float | None = None,
     limits: bool = True,
     workers: int = 1,
@@ -326,14 +350,28 @@ def scan_spectrum(
 
     Parameters
     ----------
-    data : array, path or hist.Hist
-        Candidate masses (GeV), a ROOT ntuple (the signal model's mass variable and
-        selection are applied), or a one-dimensional histogram of the mass (fitted binned;
-        weighted histograms through the scaled-Poisson approximation).
+    data : array, path, uproot TTree, table or hist.Hist
+        Candidate masses (GeV) as a one-dimensional array of numbers (NaN dropped; an array
+        of more dimensions is refused, not flattened); a ROOT file (path) or an uproot
+        ``TTree`` (``uproot.open(path)["alp"]``), of which ``mass`` gives the candidates; a
+        table of columns (a dict of arrays, a numpy structured array, a pandas
+        ``DataFrame``), read as a tree; or a one-dimensional ``hist.Hist`` of the mass
+        (fitted binned; weighted histograms through the scaled-Poisson approximation).
     shapes : ShapeModel or path
         The signal model (``signal_shapes.json`` of the shape stage).
     start, stop : float
         The mass range (GeV).
+    tree : str, optional
+        The tree of a ROOT file (default ``events``, bumphunt's own ntuples).
+    mass : str, optional
+        The mass (GeV) in a file, tree or table: a branch, or an expression of branches with
+        numbers, ``+ - * / **``, ``abs``, ``sqrt`` and indexing with integers and slices
+        (``"m_gg_fit[:, 0]"``, ``"M / 1000"``; nothing else is evaluated). A branch of several
+        candidates per entry gives them all. Default: the signal model's mass variable.
+    selection : str, optional
+        A cut on the entries of a file, tree or table (:mod:`bumphunt.cuts`). Default: the
+        signal model's selection when ``mass`` is not given (bumphunt's own ntuples), none
+        when it is (a user's candidates, selected as the signal shapes were).
     luminosity : float, optional
         Integrated luminosity (pb^-1): adds the cross-section and coupling limits.
     limits : bool
@@ -341,6 +379,8 @@ def scan_spectrum(
         significance alone is several times faster.
     workers : int
         Local worker processes.
+    progress : bool
+        Show a progress bar.
     systematics : Systematics or list of dict, optional
         Systematic sources (:class:`bumphunt.systematics.Systematics`, or the
         ``systematics.sources`` list of a configuration); none by default.
@@ -353,6 +393,22 @@ def scan_spectrum(
     Returns
     -------
     ScanResult
+
+    Raises
+    ------
+    BumphuntError
+        On one line: data that are not numbers or have more than one dimension; a missing
+        file, tree or branch, or a malformed ``mass`` expression; masses that look like MeV
+        (every candidate above sqrt(s) of the signal model, or, for a model without it,
+        above 1000 x ``stop``); an unknown setting or a range beyond sqrt(s).
+
+    Notes
+    -----
+    Two problems are logged as warnings (logger ``bumphunt.scan.data``), and the scan goes
+    on: more than half of the candidates above sqrt(s) (masses in MeV?), and histogram bins
+    in the scan range wider than a third of the signal resolution at their mass
+    (:data:`~bumphunt.scan.data.BIN_WIDTH_RESOLUTIONS`), which smear the peak or fail the
+    fits.
     """
     defaults = load_config()["scan"]
     unknown = sorted(set(settings) - set(defaults))
@@ -365,10 +421,14 @@ def scan_spectrum(
     sqrt_s = model.settings.get("sqrt_s")
     if sqrt_s is not None and stop >= sqrt_s:
         raise BumphuntError(f"the scan range must end below sqrt(s) = {sqrt_s:.4f} GeV, got stop = {stop}")
-    selection, mass_variable = _selection_of(model)
-    spectrum = spectrum_from(data, selection=selection, mass_variable=mass_variable)
+    spectrum = _own_spectrum(data, model, tree, mass, selection)
     if spectrum.n_events == 0:
         raise BumphuntError("the data hold no candidates")
+    if sqrt_s is not None:
+        check_units(spectrum, sqrt_s, f"sqrt(s) = {sqrt_s:.4f} GeV")
+    else:
+        check_units(spectrum, 1000.0 * stop, f"1000 x stop = {1000.0 * stop:g} GeV")
+    check_bin_widths(spectrum, model.resolution, start, stop, model.mass_range)
     masses, vetoed = scan_grid(
         model, start, stop, settings["step_sigmas"], settings["veto_sigmas"], settings["step_gev"]
     )
@@ -385,3 +445,19 @@ def scan_spectrum(
     rows = [_with_conversion(done[point_key(m)], model, luminosity, model.settings.get("sqrt_s")) for m in masses]
     significance = _look_elsewhere(rows, model, model, point_settings, settings, None, run)
     return ScanResult.from_rows(rows, global_significance=significance, vetoed=vetoed, settings=settings)
+
+
+def _own_spectrum(data, model: ShapeModel, tree: str | None, mass: str | None, selection: str | None) -> Spectrum:
+    """The :class:`Spectrum` of :func:`scan_spectrum`'s data: the signal model's mass variable
+    and selection unless ``mass`` (and ``selection``) say otherwise."""
+    given = [name for name, value in (("tree", tree), ("mass", mass), ("selection", selection)) if value is not None]
+    if given and not takes_branches(data):
+        raise BumphuntError(
+            f"{given[0]}= applies to a ROOT file, TTree or table, not to data of type {type(data).__name__}"
+        )
+    if tree is not None and not isinstance(data, (str, os.PathLike)) and not hasattr(data, "classnames"):
+        raise BumphuntError("tree= names a tree in a ROOT file; the data are a tree or table already")
+    model_selection, model_mass = _selection_of(model)
+    if mass is None:
+        mass, selection = model_mass, model_selection if selection is None else selection
+    return spectrum_from(data, selection=selection or "", mass_variable=mass, tree=tree or TREE_NAME)

@@ -43,17 +43,17 @@ from ..layout import OutputLayout
 from ..models.signal import core_width
 from ..models.splines import held_out_masses
 from ..ntuple import (
-    BACKGROUND_SAMPLES,
-    SAMPLE_IDS,
     Branch,
     NtupleWriter,
     friend_fingerprint,
     iterate_ntuple,
     num_entries,
     read_metadata,
+    read_selected,
     truth_matched_pairs,
 )
-from ..plotting import plot_fom, plot_score_distributions, plot_training, save_figure
+from ..plotting import blind_mask, plot_data_mc, plot_fom, plot_score_distributions, plot_training, save_figure
+from ..samples import analysis_samples, blinded, data_sample, sample_names, signal_sample
 from .baselines import (
     best_cut_per_region,
     mass_regions,
@@ -223,17 +223,19 @@ def run_select(config: dict, output_dir=None, *, model_path=None, progress: bool
     writable_folder(layout.select_dir)
     beams = Beams.from_config(config)
     luminosity = float(config["luminosity"])
-    signal_path = layout.ntuple("kinfit", "alp")
+    samples = analysis_samples(config)
+    signal_name = signal_sample(config)
+    signal_path = layout.ntuple("kinfit", signal_name)
     if not signal_path.is_file():
-        raise NtupleError(f"{signal_path}: no ALP ntuple after the kinematic fit (run `bumphunt kinfit`)")
-    background_paths = layout.existing_ntuples("kinfit", BACKGROUND_SAMPLES)
+        raise NtupleError(f"{signal_path}: no signal ntuple after the kinematic fit (run `bumphunt kinfit`)")
+    background_paths = layout.existing_ntuples("kinfit", sample_names(config, "background"))
     if not background_paths:
         raise NtupleError(f"{layout.kinfit_dir}: no background ntuples after the kinematic fit (run `bumphunt kinfit`)")
-    seed = np.random.SeedSequence(config["seed"], spawn_key=(SAMPLE_IDS["alp"], 101))
-    signal = read_events(signal_path, "alp", settings, beams, np.random.default_rng(seed))
+    seed = np.random.SeedSequence(config["seed"], spawn_key=(samples[signal_name].sample_id, 101))
+    signal = read_events(signal_path, signal_name, settings, beams, np.random.default_rng(seed))
     backgrounds = [
         read_events(p, p.stem, settings, beams, np.random.default_rng(np.random.SeedSequence(
-            config["seed"], spawn_key=(SAMPLE_IDS[p.stem], 101))))
+            config["seed"], spawn_key=(samples[p.stem].sample_id, 101))))
         for p in background_paths
     ]  # fmt: skip
 
@@ -276,7 +278,7 @@ def run_select(config: dict, output_dir=None, *, model_path=None, progress: bool
         if model_path is None and _use_bdt(settings["bdt_baseline"]):
             _add_bdt_baseline(table, parts, masses, training, luminosity, fom_options, config["seed"], bar)
         table["feature_importance"] = _feature_importance(parts["test"], net, config["seed"])
-        friends = _write_friends(layout, settings, beams, net, bar)
+        friends = _write_friends(layout, settings, beams, net, bar, list(samples))
     table.update(working_point=net.working_point, luminosity=luminosity, settings=_jsonable(settings),
                  features=list(FEATURES))  # fmt: skip
     write_json(layout.select_table_json, table)
@@ -288,8 +290,9 @@ def run_select(config: dict, output_dir=None, *, model_path=None, progress: bool
             plots.append(save_figure(plot_training(net.history), layout.select_plot("training")))
         scores = {b.sample: (net.score(b.features[b.test]), b.weights[b.test] / max(b.test.mean(), 1e-300))
                   for b in backgrounds}  # fmt: skip
-        scores["alp"] = (net.score(signal.features[signal.test]), None)
+        scores[signal_name] = (net.score(signal.features[signal.test]), None)
         plots.append(save_figure(plot_score_distributions(scores, net.working_point), layout.select_plot("scores")))
+        plots += data_mc_plots(config, layout)
     return SelectSummary(net.working_point, table, friends, model_folder if model_path is None else Path(model_path),
                          plots, time.perf_counter() - started)  # fmt: skip
 
@@ -511,9 +514,10 @@ def _feature_importance(test: _Part, net: PunziNet, seed: int) -> dict:
     return {FEATURES[i]: {"auc_drop": value.mean, "std": value.std} for i, value in importance.items()}
 
 
-def _write_friends(layout: OutputLayout, settings: dict, beams: Beams, net: PunziNet, bar) -> list[Path]:
-    """``select/<sample>.root`` for every kinematic-fit ntuple: score and decision per event."""
-    paths = layout.existing_ntuples("kinfit")
+def _write_friends(layout: OutputLayout, settings: dict, beams: Beams, net: PunziNet, bar, samples) -> list[Path]:
+    """``select/<sample>.root`` for the kinematic-fit ntuple of every sample (data too): score and
+    decision per event."""
+    paths = layout.existing_ntuples("kinfit", samples)
     advance = bar.add("score events", sum(num_entries(p) for p in paths))
     needed = sorted(set(FEATURE_BRANCHES) | {"event_id"} | branches_used(settings["preselection"]))
     written = []
@@ -536,6 +540,68 @@ def _write_friends(layout: OutputLayout, settings: dict, beams: Beams, net: Punz
             }  # fmt: skip
         written.append(target)
     return written
+
+
+#: The variables of the data/MC comparison: name, branch, axis label, unit, bins, range.
+DATA_MC_VARIABLES = (
+    ("m_gg", None, r"$M_{\gamma\gamma}$", "GeV", 100, None),
+    ("photon_E", "photon_E", r"$E_\gamma$", "GeV", 60, (0.0, 7.0)),
+    ("photon_theta", "photon_theta", r"$\theta_\gamma$", "rad", 60, (0.25, 2.7)),
+    ("punzi_score", "punzi_score", "Punzi-net score", "", 50, (0.0, 1.0)),
+)
+
+
+def data_mc_plots(config: dict, layout: OutputLayout) -> list[Path]:
+    """``select/datamc_<variable>.png``: the pre-selected data against the stacked background
+    samples, for the variables an analyst validates before unblinding (none without a data
+    sample).
+
+    While blinded, the data of the scan's mass range are never shown: the diphoton mass has
+    that range masked, and the other variables show only the events whose three diphoton masses
+    all lie outside it (the sidebands), for data and MC alike.
+    """
+    data_name = data_sample(config)
+    if data_name is None or not layout.ntuple("kinfit", data_name).is_file():
+        return []
+    settings = config["select"]
+    mass_variable = settings["mass_variable"]
+    region = (config["scan"]["start"], config["scan"]["stop"])
+    is_blinded = blinded(config)
+    branches = [mass_variable, "photon_E", "photon_theta", "punzi_score"]
+
+    def events(name):
+        path = layout.ntuple("kinfit", name)
+        friends = layout.friends(name, ["punzi_score"])
+        wanted = branches + ([] if name == data_name else ["weight"])
+        values = read_selected(path, wanted, settings["preselection"], friends=friends)
+        masses = np.asarray(values[mass_variable], dtype=np.float64).reshape(len(values["photon_E"]), -1)
+        sideband = np.all(blind_mask(masses, region), axis=1)
+        return values, masses, sideband
+
+    mc = {name: events(name) for name in sample_names(config, "background") if layout.ntuple("kinfit", name).is_file()}
+    data = events(data_name)
+    plots = []
+    for name, branch, label, unit, bins, span in DATA_MC_VARIABLES:
+        if branch is None:  # the mass, every pair; its blinded region masked
+            processes = {p: (m.ravel(), np.repeat(v["weight"], m.shape[1])) for p, (v, m, _) in mc.items()}
+            shown, options = data[1].ravel(), {"blinded_region": region}
+            span = (0.0, float(config["scan"]["stop"]) + 0.5)
+        else:  # one value per event or photon: the sidebands only while blinded
+            def pick(values, keep, column=branch):
+                array = np.asarray(values[column], dtype=np.float64)
+                return array[keep] if is_blinded else array
+
+            processes = {}
+            for process, (values, _, sideband) in mc.items():
+                array = pick(values, sideband)
+                weights = pick(values, sideband, "weight")
+                processes[process] = (array.ravel(), np.repeat(weights, array.size // max(len(weights), 1)))
+            shown, options = pick(data[0], data[2]).ravel(), {"blinded_region": []}
+        title = f"{data_name} / simulation" + (", sidebands" if is_blinded and branch else "")
+        figure = plot_data_mc(processes, shown, bins=bins, range=span, label=label, unit=unit, blinded=is_blinded,
+                              logy=True, title=title, **options)  # fmt: skip
+        plots.append(save_figure(figure, layout.select_plot(f"datamc_{name}")))
+    return plots
 
 
 def _jsonable(settings: dict) -> dict:

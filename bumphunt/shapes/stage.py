@@ -24,6 +24,7 @@ from ..models.signal import MassFit, ShapeModel
 from ..models.splines import held_out_masses
 from ..ntuple import check_branches, iterate_ntuple, read_metadata, truth_matched_pairs
 from ..plotting import plot_shape_fits, plot_shape_parameters, save_figure
+from ..samples import signal_sample, user_samples
 from .engines import PEAK_PARAMETERS
 from .interpolation import build_shape_model
 from .massfit import fit_mass, measure_endpoint_edge
@@ -45,6 +46,9 @@ def signal_candidates(path, mass_variable: str, selection: str = "", step_size: 
 
     ``friends``: friend ntuples holding branches the cut needs (the selection's decision).
 
+    Without truth (:func:`has_truth`: a user's sample without a truth branch), the correct pair
+    is found by :func:`nearest_pair_matching`.
+
     Returns
     -------
     dict mass -> (candidates (n, 3), truth-matched (n, 3)), and dict mass -> generated events.
@@ -52,6 +56,9 @@ def signal_candidates(path, mass_variable: str, selection: str = "", step_size: 
     metadata = read_metadata(path)
     if "masses" not in metadata:
         raise NtupleError(f"{path}: metadata lacks the generated masses (not an ALP signal ntuple?)")
+    for entry in metadata["masses"]:
+        if "n_generated" not in entry:
+            raise NtupleError(f"{path}: metadata of the mass {entry.get('mass')} GeV lacks n_generated")
     generated = {round(float(m["mass"]), 9): int(m["n_generated"]) for m in metadata["masses"]}
     needed = sorted({"gen_mass", "photon_origin", mass_variable} | branches_used(selection))
     pieces: dict[float, list] = {}
@@ -71,7 +78,41 @@ def signal_candidates(path, mass_variable: str, selection: str = "", step_size: 
         mass: (np.concatenate([c for c, _ in parts]), np.concatenate([t for _, t in parts]))
         for mass, parts in sorted(pieces.items())
     }
+    unknown = sorted(set(grouped) - set(generated))
+    if unknown:
+        raise NtupleError(f"{path}: events of the mass {unknown[0]} GeV, which its metadata does not list")
+    if not has_truth(path):
+        grouped = {mass: (c, nearest_pair_matching(c, mass)) for mass, (c, _) in grouped.items()}
     return grouped, generated
+
+
+def has_truth(path) -> bool:
+    """Whether a signal ntuple knows which photons come from the ALP: the toy's always do, a
+    user's sample when its branch map names ``photon_truth``."""
+    return bool(read_metadata(path).get("truth_matching", True))
+
+
+#: Without truth, a pair counts as correct within this many robust standard deviations of the
+#: generated mass (:func:`nearest_pair_matching`).
+MATCHING_SIGMAS = 3.0
+
+
+def nearest_pair_matching(candidates: np.ndarray, mass: float) -> np.ndarray:
+    """(n, 3) mask of the correct pair of each event without truth information: the pair
+    nearest the generated ``mass``, when it lies within :data:`MATCHING_SIGMAS` robust standard
+    deviations (1.4826 x the median absolute distance of the nearest pairs at this mass, a
+    resolution estimate that the wrong pairs, further away, barely move)."""
+    distance = np.abs(np.nan_to_num(candidates, nan=np.inf) - mass)
+    nearest = np.argmin(distance, axis=1)
+    closest = distance[np.arange(len(candidates)), nearest]
+    finite = np.isfinite(closest)
+    matched = np.zeros(candidates.shape, dtype=bool)
+    if not finite.any():
+        return matched
+    sigma = 1.4826 * float(np.median(closest[finite]))
+    inside = finite & (closest <= MATCHING_SIGMAS * sigma)
+    matched[np.flatnonzero(inside), nearest[inside]] = True
+    return matched
 
 
 def efficiency_scales(path, selection: str = "", step_size: int = 500_000, friends=()) -> dict[float, float]:
@@ -177,11 +218,13 @@ def run_shapes(config: dict, input_path=None, output_dir=None, *, progress: bool
     settings = config["shapes"]
     layout = OutputLayout.from_config(config).with_stage_dir("shapes", output_dir)
     writable_folder(layout.shapes_dir)
-    input_path = Path(input_path) if input_path else layout.ntuple("kinfit", "alp")
+    signal_name = signal_sample(config)
+    input_path = Path(input_path) if input_path else layout.ntuple("kinfit", signal_name)
     check_branches(input_path, [])  # a missing or damaged input is the first thing to say
-    friends = layout.friends("alp", branches_used(settings["selection"]))
+    friends = layout.friends(input_path.stem, branches_used(settings["selection"]))
     grouped, generated = signal_candidates(input_path, settings["mass_variable"], settings["selection"],
                                            friends=friends)  # fmt: skip
+    matching = "truth" if has_truth(input_path) else "nearest pair"
     scales = efficiency_scales(input_path, settings["selection"], friends=friends)
     masses = np.array(sorted(generated))
     sqrt_s = Beams.from_config(config).sqrt_s
@@ -224,6 +267,7 @@ def run_shapes(config: dict, input_path=None, output_dir=None, *, progress: bool
         "selection": settings["selection"],
         "engine": settings["engine"],
         "source": str(input_path.resolve()),
+        "truth_matching": matching,
     }
     held_out = held_out_masses(masses, settings["n_held_out"])
     truth = {mass: c[np.isfinite(c) & t] for mass, (c, t) in grouped.items()}
@@ -242,7 +286,7 @@ def run_shapes(config: dict, input_path=None, output_dir=None, *, progress: bool
             advance(1)
     model = build_shape_model(fits, held_out, model_settings, truth, initial=model)
     long_lived = layout.ntuple("kinfit", "alp_long_lived")
-    long_lived = long_lived if long_lived.is_file() else None
+    long_lived = long_lived if long_lived.is_file() and not user_samples(config) else None
     long_lived_friends = layout.friends("alp_long_lived", branches_used(settings["selection"])) if long_lived else ()
     model.lifetime = lifetime_response(input_path, fits, settings["mass_variable"], settings["selection"],
                                        friends=friends, long_lived=long_lived,
