@@ -1,14 +1,69 @@
-"""Writing files so that a crash never leaves a half-written one behind."""
+"""Writing files so that a crash never leaves a half-written one behind.
+
+Every file is written to a temporary name beside its place and renamed when complete
+(:func:`atomic_write_text`, :func:`write_json`; ``NtupleWriter`` and ``save_figure`` do the
+same through :func:`writing`). A full disk, an exceeded quota, a denied permission or a
+read-only disk while writing becomes a :class:`~bumphunt.errors.BumphuntError` naming the
+file (:func:`write_error`), the temporary file removed and the file as it was before.
+"""
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from .errors import BumphuntError
+
+#: What went wrong and what to do, by the errno of an OSError raised while writing a file.
+WRITE_ERRORS = {
+    errno.ENOSPC: "no space left on the device while writing it; free some space and rerun",
+    getattr(errno, "EDQUOT", 122): "disk quota exceeded while writing it; free some space (or have the quota "
+    "raised) and rerun",
+    errno.EACCES: "permission denied while writing it; make it and its folder writable and rerun",
+    errno.EPERM: "permission denied while writing it; make it and its folder writable and rerun",
+    errno.EROFS: "the disk is read-only; set another output_dir (or -o/--output) and rerun",
+}
+#: The end of every such message: nothing half-written was left.
+UNCHANGED = "(the file is as it was before)"
+#: The temporary name of a file being written (``.results.json.1234.tmp``, ``.fom.1234.tmp.png``).
+_TEMPORARY = re.compile(r"^\.(?P<stem>.+)\.\d+\.tmp(?P<suffix>.*)$")
+
+
+def write_error(path: str | Path, error: OSError) -> BumphuntError | None:
+    """The one-line error for ``error``, raised while writing ``path``, or None when its errno
+    is none of :data:`WRITE_ERRORS` (a bug, not something the user can fix).
+
+    A temporary name (``.name.<pid>.tmp``) in ``path`` is shown as the file it stands for.
+    """
+    what = WRITE_ERRORS.get(getattr(error, "errno", None))
+    if what is None:
+        return None
+    parts = [_TEMPORARY.sub(r"\g<stem>\g<suffix>", part) for part in Path(path).parts]
+    return BumphuntError(f"{Path(*parts)}: {what} {UNCHANGED}")
+
+
+@contextmanager
+def writing(path: str | Path, tmp: str | Path | None = None) -> Iterator[None]:
+    """The block that writes ``path`` (through its temporary file ``tmp``): on any exception
+    ``tmp`` is removed, and an OSError of :data:`WRITE_ERRORS` becomes a BumphuntError naming
+    ``path`` (:func:`write_error`)."""
+    try:
+        yield
+    except BaseException as error:
+        if tmp is not None:
+            with suppress(OSError):
+                Path(tmp).unlink(missing_ok=True)
+        converted = write_error(path, error) if isinstance(error, OSError) else None
+        if converted is None:
+            raise
+        raise converted from error
 
 
 def writable_folder(folder: str | Path) -> Path:
@@ -35,15 +90,20 @@ def writable_folder(folder: str | Path) -> Path:
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to a temporary file beside ``path`` and rename it into place."""
+    """Write ``text`` to a temporary file beside ``path`` and rename it into place.
+
+    Raises
+    ------
+    BumphuntError
+        The disk is full, the quota exceeded, the permission denied or the disk read-only
+        (:func:`write_error`); the temporary file is removed and ``path`` is as it was.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with writing(path, tmp):
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(text)
         os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -1,17 +1,22 @@
 """The ``bumphunt`` command line: one sub-command per stage and ``run`` for the whole chain.
 
-A thin layer over the Python API: parse, load and validate the configuration, call the
-stage, print a summary. Errors the user can fix, click's usage errors among them, end the
-command with a one-line message and exit code 2; warnings of the stages (``logging``) are printed as ``warning: ...``.
+A thin layer over the Python API: parse, load and validate the configuration, lock the
+folder the command writes to (``bumphunt.pipeline.lock_folder``: the analysis' output_dir, or
+-o/--output), call the stage, print a summary. Errors the user can fix, click's usage errors
+among them, end the command with a one-line message and exit code 2, and so does a full disk
+(``bumphunt._io.write_error``); warnings of the stages (``logging``) are printed as ``warning: ...``.
 The stages are imported inside the commands, so that ``bumphunt --help`` answers at once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import os
 import re
 import sys
+from pathlib import Path
 
 import click
 
@@ -59,6 +64,45 @@ class _Group(_InContext, click.Group):
         except BumphuntError as error:
             click.echo(f"bumphunt: {error}", err=True)
             sys.exit(2)
+        except OSError as error:
+            failure = _full_disk(error, ctx)
+            if failure is None:
+                raise
+            click.echo(f"bumphunt: {failure}", err=True)
+            sys.exit(2)
+
+
+#: Errors only a write raises: a full disk, an exceeded quota, a read-only disk.
+_WRITE_ONLY_ERRORS = (errno.ENOSPC, getattr(errno, "EDQUOT", 122), errno.EROFS)
+#: ``ctx.meta`` key of the folder the command writes to.
+_FOLDER = "bumphunt.folder"
+
+
+def _full_disk(error: OSError, ctx: click.Context) -> BumphuntError | None:
+    """A full disk met by a write that did not go through bumphunt._io (a library's own
+    writer), as the one line of ``bumphunt._io.write_error``: naming the file when the error
+    does, else the folder the command writes to. None for any other OSError."""
+    from ._io import write_error
+
+    if error.errno not in _WRITE_ONLY_ERRORS:
+        return None
+    path = error.filename
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    path = path if isinstance(path, str) and path else ctx.meta.get(_FOLDER)
+    return write_error(path, error) if path else None
+
+
+@contextlib.contextmanager
+def _holding(folder):
+    """Hold ``folder``, which the command writes to, while it runs: a second bumphunt command
+    writing there stops at once (``bumphunt.pipeline.lock_folder``)."""
+    from .pipeline import lock_folder
+
+    ctx = click.get_current_context()
+    with lock_folder(folder, f"bumphunt {ctx.info_name}") as locked:
+        ctx.meta[_FOLDER] = locked
+        yield locked
 
 
 class _UsageLine(click.UsageError):
@@ -208,7 +252,8 @@ def simulate(config_path, settings, samples, output, workers, quiet):
       bumphunt simulate --sample alp --sample ggg -o my_ntuples/
     """
     config = _load(config_path, settings)
-    _run_simulation(config, samples=samples or None, output=output, workers=workers, quiet=quiet)
+    with _holding(output or config["output_dir"]):
+        _run_simulation(config, samples=samples or None, output=output, workers=workers, quiet=quiet)
 
 
 def _run_simulation(config, *, samples=None, output=None, workers=None, quiet=False):
@@ -241,7 +286,9 @@ def kinfit(inputs, config_path, settings, output, threads, quiet):
       bumphunt kinfit my_data.root --output my_data_fit.root
     """
     config = _load(config_path, settings)
-    _run_kinfit(config, inputs=list(inputs) or None, output=output, threads=threads, quiet=quiet)
+    one_file = output is not None and Path(output).suffix == ".root"  # a file of the user's choosing: no lock
+    with contextlib.nullcontext() if one_file else _holding(output or config["output_dir"]):
+        _run_kinfit(config, inputs=list(inputs) or None, output=output, threads=threads, quiet=quiet)
 
 
 def _run_kinfit(config, *, inputs=None, output=None, threads=None, quiet=False):
@@ -285,7 +332,8 @@ def select(config_path, settings, output, model_path, quiet):
       bumphunt select --model other/select/punzinet     # apply a trained network
     """
     config = _load(config_path, settings)
-    _run_select(config, output=output, model_path=model_path, quiet=quiet)
+    with _holding(output or config["output_dir"]):
+        _run_select(config, output=output, model_path=model_path, quiet=quiet)
 
 
 def _run_select(config, *, output=None, model_path=None, quiet=False):
@@ -323,7 +371,8 @@ def shapes(input_path, config_path, settings, output, quiet):
       bumphunt shapes my_alp_fit.root -o my_shapes/ --set shapes.plots=false
     """
     config = _load(config_path, settings)
-    _run_shapes(config, input_path=input_path, output=output, quiet=quiet)
+    with _holding(output or config["output_dir"]):
+        _run_shapes(config, input_path=input_path, output=output, quiet=quiet)
 
 
 def _run_shapes(config, *, input_path=None, output=None, quiet=False):
@@ -366,7 +415,8 @@ def scan(config_path, settings, output, workers, scheduler, no_resume, quiet):
       bumphunt scan --scheduler tcp://host:8786         # mass points on a Dask cluster
     """
     config = _load(config_path, settings)
-    _run_scan(config, output=output, workers=workers, scheduler=scheduler, resume=not no_resume, quiet=quiet)
+    with _holding(output or config["output_dir"]):
+        _run_scan(config, output=output, workers=workers, scheduler=scheduler, resume=not no_resume, quiet=quiet)
 
 
 def _run_scan(config, *, output=None, workers=None, scheduler=None, resume=True, quiet=False):
@@ -419,7 +469,8 @@ def count(config_path, settings, output, quiet):
       bumphunt count --set count.data=my_data_fit.root -o my_count/
     """
     config = _load(config_path, settings)
-    _run_count(config, output=output, quiet=quiet)
+    with _holding(output or config["output_dir"]):
+        _run_count(config, output=output, quiet=quiet)
 
 
 def _run_count(config, *, output=None, quiet=False):
@@ -468,7 +519,8 @@ def exclusion(config_path, settings, output, scan_table, quiet):
       bumphunt exclusion --scan-table my_scan/results.json -o my_exclusion/
     """
     config = _load(config_path, settings)
-    _run_exclusion(config, output=output, scan_table=scan_table, quiet=quiet)
+    with _holding(output or config["output_dir"]):
+        _run_exclusion(config, output=output, scan_table=scan_table, quiet=quiet)
 
 
 def _run_exclusion(config, *, output=None, scan_table=None, quiet=False):
@@ -529,7 +581,8 @@ def run(config_file, config_path, settings, quick, force, unblind, workers, quie
     if config_file and config_path:
         raise ConfigError(f"give the configuration once: {config_file} or -c {config_path}")
     config = _load_run_config(config_file or config_path, settings + (("unblind=true",) if unblind else ()), quick)
-    _run_chain(config, force=force, workers=workers, quiet=quiet)
+    with _holding(config["output_dir"]):
+        _run_chain(config, force=force, workers=workers, quiet=quiet)
 
 
 def _load_run_config(config_path, settings, quick: bool) -> dict:
@@ -575,6 +628,7 @@ def _run_chain(config, *, force=None, workers=None, quiet=False) -> list[dict]:
             if stage.name in forced:
                 reason = "forced"
             if reason is None:
+                pipeline.refresh(stage, layout)  # a copied folder: its records take the copies' times
                 click.echo(f"{stage.name}: up to date, skipped")
                 done.append({"stage": stage.name, "status": "skipped", "seconds": 0.0})
             else:
@@ -610,7 +664,9 @@ def report(config_path, settings, quick):
       bumphunt report -c my.yaml
       bumphunt report --quick                           # after bumphunt run --quick
     """
-    _run_report(_load_run_config(config_path, settings, quick))
+    config = _load_run_config(config_path, settings, quick)
+    with _holding(config["output_dir"]):
+        _run_report(config)
 
 
 def _run_report(config, *, stages=None):

@@ -7,11 +7,13 @@ A configuration must be complete: start from the bundled default
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 import math
 import numbers
 import re
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -21,7 +23,7 @@ import jsonschema
 import numpy as np
 import yaml
 
-from .errors import ConfigError
+from .errors import BumphuntError, ConfigError
 from .kinematics import Beams
 from .samples import analysis_samples
 from .systematics import Systematics
@@ -124,15 +126,118 @@ def validate(config: dict) -> None:
     Whole numbers written as floats where the schema asks for an integer (``events: 2e4``)
     are made ints in place.
     """
-    validator = jsonschema.Draft202012Validator(schema())
-    errors = sorted(
-        validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path)))
-    )
-    if errors:
-        raise ConfigError(_describe(errors[0], config))
+    _check_schema(jsonschema.Draft202012Validator(schema()), config)
     _check_finite(config, "")
     _coerce_integers(config, schema())
     _check_semantics(config)
+
+
+def validate_settings(section: str, values: Mapping[str, Any]) -> dict:
+    """Check some settings of a configuration section as :func:`load_config` checks them.
+
+    A public function that takes settings (``scan_spectrum(confidence_level=...)``, the
+    counting model's ``tau``, the zfit model's window) passes them here under the
+    configuration keys they stand for: the same JSON schema, the same check for NaN and
+    infinities and the same semantic checks (``scan.start`` below ``scan.stop``, the
+    systematic sources) as a configuration file or ``--set`` gets, with the same one-line
+    message. Keys of the section that are not given are not required.
+
+    Parameters
+    ----------
+    section : str
+        The section the keys belong to: ``"scan"``, ``"count"``, ``"systematics"``, a dotted
+        path such as ``"simulation.signal"``, or ``""`` for top-level keys (``luminosity``).
+    values : mapping
+        Settings by their key in ``section``.
+
+    Returns
+    -------
+    dict
+        The settings as :func:`load_config` holds them: numpy scalars and arrays as python
+        numbers and lists, whole numbers given to an integer key as ints.
+
+    Raises
+    ------
+    ConfigError
+        An unknown key or an invalid value, e.g. ``config error at 'scan.confidence_level':
+        1.5 is greater than or equal to the maximum of 1``.
+    """
+    path = [part for part in section.split(".") if part]
+    spec = _section_schema(tuple(path))
+    values = _plain(dict(values))
+    instance: Any = values
+    for part in reversed(path):
+        instance = {part: instance}
+    _check_schema(_partial_validator(tuple(path)), instance)
+    _check_finite(values, ".".join(path))
+    _coerce_integers(values, spec)
+    _check_section(".".join(path), values)
+    return values
+
+
+def validate_arguments(function: str, values: Mapping[str, Any], properties: Mapping[str, dict]) -> dict:
+    """Check arguments of a public function that stand for no configuration key (a starting
+    yield, a mass) against JSON-schema ``properties``, in the words of the configuration's
+    messages: ``{function}: argument '{name}': -5 is less than the minimum of 0``.
+
+    Returns the values as python numbers; raises :class:`BumphuntError`.
+    """
+    values = _plain(dict(values))
+    validator = jsonschema.Draft202012Validator({"type": "object", "properties": dict(properties)})
+    for name, value in values.items():
+        errors = list(validator.iter_errors({name: value}))
+        if errors:
+            raise BumphuntError(f"{function}: argument '{name}': {errors[0].message}")
+        bad = _non_finite(value, name)
+        if bad is not None:
+            raise BumphuntError(f"{function}: argument '{bad[0]}': {bad[1]} is not a finite number")
+    return values
+
+
+@cache
+def _section_schema(path: tuple[str, ...]) -> dict:
+    spec = schema()
+    for depth, part in enumerate(path):
+        properties = spec.get("properties", {})
+        if part not in properties or properties[part].get("type") != "object":
+            raise ValueError(f"no configuration section {'.'.join(path[: depth + 1])!r}")
+        spec = properties[part]
+    return spec
+
+
+@cache
+def _partial_validator(path: tuple[str, ...]) -> jsonschema.Draft202012Validator:
+    """The configuration's validator with no key required on the way to ``path`` and in it
+    (the objects below, such as ``scan.inject``, keep theirs)."""
+    partial = copy.deepcopy(schema())
+    node = partial
+    node.pop("required", None)
+    for part in path:
+        node = node["properties"][part]
+        node.pop("required", None)
+    return jsonschema.Draft202012Validator(partial)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays, and tuples, as the python numbers and lists YAML gives."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _check_schema(validator, instance) -> None:
+    """The first schema error (the shallowest, then by key), as :func:`_describe` words it."""
+    errors = sorted(
+        validator.iter_errors(instance), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path)))
+    )
+    if errors:
+        raise ConfigError(_describe(errors[0], instance))
 
 
 def _coerce_integers(node: dict, spec: dict) -> None:
@@ -146,14 +251,26 @@ def _coerce_integers(node: dict, spec: dict) -> None:
 
 def _check_finite(node: Any, location: str) -> None:
     """Refuse NaN and infinities anywhere (they pass the schema's bounds: nan > 0 is False)."""
+    bad = _non_finite(node, location)
+    if bad is not None:
+        raise ConfigError(f"config error at '{bad[0]}': {bad[1]} is not a finite number")
+
+
+def _non_finite(node: Any, location: str) -> tuple[str, float] | None:
+    """The location and value of the first NaN or infinity in ``node``, None when there is none."""
     if isinstance(node, dict):
-        for key, value in node.items():
-            _check_finite(value, f"{location}.{key}" if location else str(key))
+        items = ((f"{location}.{key}" if location else str(key), value) for key, value in node.items())
     elif isinstance(node, list):
-        for index, value in enumerate(node):
-            _check_finite(value, f"{location}.{index}" if location else str(index))
+        items = ((f"{location}.{index}" if location else str(index), value) for index, value in enumerate(node))
     elif isinstance(node, numbers.Real) and not isinstance(node, bool) and not math.isfinite(node):
-        raise ConfigError(f"config error at '{location}': {node} is not a finite number")
+        return location, node
+    else:
+        return None
+    for where, value in items:
+        bad = _non_finite(value, where)
+        if bad is not None:
+            return bad
+    return None
 
 
 def _describe(error, config: dict) -> str:
@@ -185,7 +302,7 @@ def _check_semantics(config: dict) -> None:
         raise ConfigError(
             "config error at 'detector.tracking.theta_min_deg': must be below detector.tracking.theta_max_deg"
         )
-    Systematics.from_config(config["systematics"])  # repeated names, unordered size tables
+    _check_section("systematics", config["systematics"])
     preselection = config["preselection"]
     if preselection["m_ggg_min"] >= preselection["m_ggg_max"]:
         raise ConfigError("config error at 'preselection.m_ggg_min': must be below preselection.m_ggg_max")
@@ -205,17 +322,28 @@ def _check_semantics(config: dict) -> None:
             "to fit and no limits to set (simulate some, e.g. 2000 per mass)"
         )
     scan = config["scan"]
-    if scan["start"] >= scan["stop"]:
-        raise ConfigError(
-            f"config error at 'scan.start': {scan['start']} GeV is not below scan.stop = {scan['stop']} GeV"
-        )
+    _check_section("scan", scan)
     if scan["stop"] >= sqrt_s:
         raise ConfigError(f"config error at 'scan.stop': {scan['stop']} GeV is not below sqrt(s) = {sqrt_s:.4f} GeV")
-    count = config["count"]
-    if count["start"] > count["stop"]:
-        raise ConfigError(
-            f"config error at 'count.start': {count['start']} GeV is above count.stop = {count['stop']} GeV"
-        )
+    _check_section("count", config["count"])
+
+
+def _check_section(section: str, values: dict) -> None:
+    """The semantic checks within one section that its own keys allow (what
+    :func:`validate_settings` can check of a part of a configuration); a check whose keys
+    are not all given is skipped."""
+    if section == "systematics" and "sources" in values:
+        Systematics.from_config(values)  # repeated names, unordered size tables
+    elif section == "scan" and {"start", "stop"} <= values.keys():
+        if values["start"] >= values["stop"]:
+            raise ConfigError(
+                f"config error at 'scan.start': {values['start']} GeV is not below scan.stop = {values['stop']} GeV"
+            )
+    elif section == "count" and {"start", "stop"} <= values.keys():
+        if values["start"] > values["stop"]:
+            raise ConfigError(
+                f"config error at 'count.start': {values['start']} GeV is above count.stop = {values['stop']} GeV"
+            )
 
 
 def _check_samples(config: dict) -> None:
@@ -250,12 +378,32 @@ def schema_table_markdown() -> str:
     def walk(node: dict, prefix: str) -> None:
         for key, spec in node.get("properties", {}).items():
             path = f"{prefix}.{key}" if prefix else key
-            kind = spec.get("type") or " or ".join(map(repr, spec.get("enum", [])))
-            if "anyOf" in spec:
-                kind = " or ".join(str(a.get("type") or repr(a.get("const"))) for a in spec["anyOf"])
+            kind = " or ".join(_kind(a) for a in spec["anyOf"]) if "anyOf" in spec else _kind(spec)
             lines.append(f"| `{path}` | {kind} | {spec.get('description', '')} |")
             if spec.get("type") == "object":
                 walk(spec, path)
 
     walk(schema(), "")
     return "\n".join(lines)
+
+
+def _kind(spec: dict) -> str:
+    """The type of a schema node with the range a number must lie in: ``number in (0, 1)``,
+    ``integer >= 0``, ``number > 0 or null``."""
+    if "enum" in spec:
+        return " or ".join(map(repr, spec["enum"]))
+    if "const" in spec:
+        return repr(spec["const"])
+    types = spec.get("type", "any")
+    types = [types] if isinstance(types, str) else list(types)
+    low = ("(", spec["exclusiveMinimum"]) if "exclusiveMinimum" in spec else ("[", spec.get("minimum"))
+    high = (")", spec["exclusiveMaximum"]) if "exclusiveMaximum" in spec else ("]", spec.get("maximum"))
+    if low[1] is not None and high[1] is not None:
+        bound = f" in {low[0]}{low[1]}, {high[1]}{high[0]}"
+    elif low[1] is not None:
+        bound = f" {'>' if low[0] == '(' else '>='} {low[1]}"
+    elif high[1] is not None:
+        bound = f" {'<' if high[0] == ')' else '<='} {high[1]}"
+    else:
+        bound = ""
+    return " or ".join(f"{kind}{bound}" if kind in ("number", "integer") else kind for kind in types)

@@ -21,12 +21,13 @@ import json
 import os
 import struct
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ._io import writing
 from .cuts import branches_used, evaluate_cut
 from .errors import NtupleError
 from .kinematics import invariant_mass, photon_four_vectors
@@ -214,6 +215,11 @@ class NtupleWriter:
     ZSTD-compressed with a checksum (a basket that does not shrink is stored as it is, as
     ROOT does, and so unchecked; the branches of bumphunt's samples all shrink).
 
+    A full disk, an exceeded quota, a denied permission or a read-only disk while writing
+    raises :class:`~bumphunt.errors.BumphuntError` naming ``path``
+    (:func:`bumphunt._io.write_error`); the temporary file is removed and ``path`` is left as
+    it was.
+
     Parameters
     ----------
     path : str or Path
@@ -233,13 +239,14 @@ class NtupleWriter:
         import uproot
 
         refuse_foreign_file(self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = uproot.recreate(self._tmp_path, compression=_compression())
-        self._file.mktree(
-            TREE_NAME,
-            {name: (b.dtype, b.shape) if b.shape else b.dtype for name, b in self.branches.items()},
-            title=f"bumphunt ntuple v{NTUPLE_VERSION}",
-        )
+        with self._writing():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = uproot.recreate(self._tmp_path, compression=_compression())
+            self._file.mktree(
+                TREE_NAME,
+                {name: (b.dtype, b.shape) if b.shape else b.dtype for name, b in self.branches.items()},
+                title=f"bumphunt ntuple v{NTUPLE_VERSION}",
+            )
         return self
 
     def extend(self, chunk: Mapping[str, np.ndarray]) -> None:
@@ -261,18 +268,41 @@ class NtupleWriter:
         n_events = lengths.pop()
         if n_events == 0:
             return
-        self._file[TREE_NAME].extend(arrays)
+        with self._writing():
+            self._file[TREE_NAME].extend(arrays)
         self.entries += n_events
 
     def __exit__(self, exc_type, exc, traceback) -> None:
-        try:
-            if exc_type is None:
+        if self._file is None:  # a write failed, and the temporary file is gone already
+            return
+        if exc_type is not None:
+            self._abandon()
+            return
+        with self._writing():
+            try:
                 self._file[METADATA_NAME] = json.dumps({"ntuple_version": NTUPLE_VERSION, **self.metadata})
-        finally:
-            self._file.close()
-        if exc_type is None:
+            finally:
+                file, self._file = self._file, None
+                file.close()
             os.replace(self._tmp_path, self.path)
-        else:
+
+    @contextmanager
+    def _writing(self):
+        """A block that writes the file: any exception abandons it (:func:`bumphunt._io.writing`)."""
+        try:
+            with writing(self.path, self._tmp_path):
+                yield
+        except BaseException:
+            self._abandon()
+            raise
+
+    def _abandon(self) -> None:
+        """Close the temporary file, whatever state it is in, and remove it."""
+        file, self._file = self._file, None
+        with suppress(Exception):  # a full disk fails the close too; the file goes anyway
+            if file is not None:
+                file.close()
+        with suppress(OSError):
             self._tmp_path.unlink(missing_ok=True)
 
 

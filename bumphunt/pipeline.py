@@ -7,12 +7,17 @@ A stage's fingerprint hashes
 - its code: the source of every bumphunt module its entry module imports, directly or not,
   and the versions of the libraries the numbers depend on,
 - the files it reads from outside the analysis (a data ntuple, a signal-shape file),
-- the previous stage's fingerprint and the size and modification time of its outputs.
+- the previous stage's record: its fingerprint, the identifier of its run and the content
+  hashes of its outputs.
 
-After a stage finishes, :func:`record` writes the fingerprint, its parts and the list of
-the stage's files to ``<stage folder>/fingerprint.json``. The stage is up to date while that
-record's fingerprint equals the one computed now and every file it lists is unchanged
-(:func:`check`); a rerun stage changes its outputs, so every later stage reruns too.
+After a stage finishes, :func:`record` writes the fingerprint, its parts and the stage's
+files (size, modification time and SHA-256 of each) to ``<stage folder>/fingerprint.json``.
+The stage is up to date while that record's fingerprint equals the one computed now and
+every file it lists is unchanged (:func:`check`): of the same size and modification time, or,
+when only the time differs (a copied folder), of the same content. A rerun stage gets a new
+run identifier, so every later stage reruns too (even when the rerun wrote the same bytes).
+
+:func:`lock_folder` keeps a second bumphunt command out of the folder one is writing to.
 """
 
 from __future__ import annotations
@@ -21,14 +26,21 @@ import ast
 import hashlib
 import json
 import math
+import os
+import secrets
+import socket
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from ._io import write_json
+from filelock import FileLock, Timeout
+
+from ._io import writable_folder, write_json
 from ._version import __version__, installed_version
 from .errors import BumphuntError
 from .layout import OutputLayout
@@ -36,8 +48,13 @@ from .samples import analysis_samples
 
 #: The file next to a stage's outputs that records how they were made.
 RECORD_NAME = "fingerprint.json"
+#: The lock of a folder a bumphunt command writes to, and the file naming the command (:func:`lock_folder`).
+LOCK_NAME = ".bumphunt.lock"
+HOLDER_NAME = ".bumphunt.lock.json"
 #: Files of a stage folder that are not its outputs.
-_NOT_OUTPUTS = (RECORD_NAME, ".lock")
+_NOT_OUTPUTS = (RECORD_NAME, ".lock", LOCK_NAME, HOLDER_NAME)
+#: Bytes read at a time when hashing a file.
+_CHUNK = 1 << 20
 #: The package's folder: the source files of the stages' code are below it.
 _PACKAGE = Path(__file__).resolve().parent
 #: Libraries whose version is part of every stage's code.
@@ -112,11 +129,16 @@ def fingerprint(stage: Stage | str, config: Mapping, layout: OutputLayout | None
     upstream = None
     if index > 0:
         previous = CHAIN[index - 1]
-        record_now = read_record(previous, layout)
+        record_now = read_record(previous, layout) or {}
+        recorded = _recorded_outputs(record_now)
         upstream = {
             "stage": previous.name,
-            "fingerprint": record_now.get("fingerprint") if record_now else None,
-            "outputs": _file_signatures(layout.stage_dir(previous.name)),
+            "fingerprint": record_now.get("fingerprint"),
+            "run": record_now.get("run"),
+            "outputs": {
+                name: _describe(path, recorded.get(name))[2]
+                for name, path in _output_files(layout.stage_dir(previous.name)).items()
+            },
         }
     parts = {
         "settings": settings_of(stage, config),
@@ -231,15 +253,73 @@ def _signature(path: Path) -> list | None:
     return [status.st_size, status.st_mtime_ns]
 
 
-def _file_signatures(folder: Path) -> dict:
-    """Size and modification time of every output file below ``folder``, by relative path."""
+def _output_files(folder: Path) -> dict[str, Path]:
+    """Every output file below ``folder``, by relative path."""
     if not folder.is_dir():
         return {}
     return {
-        path.relative_to(folder).as_posix(): _signature(path)
+        path.relative_to(folder).as_posix(): path
         for path in sorted(folder.rglob("*"))
         if path.is_file() and path.name not in _NOT_OUTPUTS
     }
+
+
+#: Content hashes computed in this process, by path, size, inode and times (a file changed
+#: since has another modification or status-change time, so it is hashed again).
+_HASHES: dict[tuple, str] = {}
+
+
+def content_hash(path: str | Path, status: os.stat_result | None = None) -> str:
+    """The SHA-256 of the file's content (hex), read in chunks of 1 MiB (about 1 s per GB on
+    this project's machine, whether the file is cached in memory or read from disk); a file
+    unchanged since it was last hashed in this process is not read again."""
+    status = status or os.stat(path)
+    key = (str(path), status.st_size, status.st_ino, status.st_mtime_ns, status.st_ctime_ns)
+    if key not in _HASHES:
+        digest = hashlib.sha256()
+        buffer = bytearray(_CHUNK)
+        view = memoryview(buffer)
+        with open(path, "rb", buffering=0) as file:
+            while size := file.readinto(buffer):
+                digest.update(view[:size])
+        _HASHES[key] = digest.hexdigest()
+    return _HASHES[key]
+
+
+def _valid_entry(entry) -> bool:
+    """Whether ``entry`` is a record's [size, modification time, content hash] of a file."""
+    return (isinstance(entry, list) and len(entry) == 3 and all(isinstance(v, int) for v in entry[:2])
+            and isinstance(entry[2], str))  # fmt: skip
+
+
+def _recorded_outputs(record: dict | None) -> dict:
+    """The outputs a record lists, each [size, modification time, content hash]."""
+    outputs = (record or {}).get("outputs")
+    return outputs if isinstance(outputs, dict) else {}
+
+
+def _describe(path: Path, recorded=None) -> list:
+    """[size, modification time, content hash] of ``path``: the hash is the one ``recorded``
+    holds when the size and time are still the recorded ones, else the file is read."""
+    status = path.stat()
+    size, mtime = status.st_size, status.st_mtime_ns
+    if _valid_entry(recorded) and recorded[:2] == [size, mtime]:
+        return [size, mtime, recorded[2]]
+    return [size, mtime, content_hash(path, status)]
+
+
+def _unchanged(path: Path, recorded) -> bool:
+    """Whether ``path`` is still the file ``recorded`` describes: the same size, and the same
+    modification time or, when only the time differs (a copy), the same content."""
+    if not _valid_entry(recorded):
+        return False
+    try:
+        status = path.stat()
+    except OSError:
+        return False
+    if status.st_size != recorded[0]:
+        return False
+    return status.st_mtime_ns == recorded[1] or content_hash(path, status) == recorded[2]
 
 
 def read_record(stage: Stage | str, layout: OutputLayout) -> dict | None:
@@ -262,14 +342,14 @@ def check(stage: Stage | str, config: Mapping, layout: OutputLayout | None = Non
         return now, "not run before"
     if record.get("fingerprint") != now.digest:
         return now, _what_changed(record.get("parts") or {}, now.parts)
-    outputs = _file_signatures(layout.stage_dir(stage.name))
-    recorded = record.get("outputs") or {}
+    outputs = _output_files(layout.stage_dir(stage.name))
+    recorded = _recorded_outputs(record)
     missing = sorted(set(recorded) - set(outputs))
     if missing:
         return now, f"output {missing[0]} is missing"
-    changed = sorted(name for name in recorded if outputs[name] != recorded[name])
-    if changed:
-        return now, f"output {changed[0]} was changed"
+    changed = next((name for name in sorted(recorded) if not _unchanged(outputs[name], recorded[name])), None)
+    if changed is not None:
+        return now, f"output {changed} was changed"
     return now, None
 
 
@@ -300,13 +380,93 @@ def _changed_keys(before: dict, now: dict, prefix: str = "") -> list[str]:
 
 
 def record(stage: Stage | str, fingerprint_now: Fingerprint, layout: OutputLayout, seconds: float) -> Path:
-    """Write the record of a finished stage next to its outputs (atomically)."""
+    """Write the record of a finished stage next to its outputs (atomically): its fingerprint,
+    a new identifier of this run (part of the next stage's fingerprint, so that it reruns) and
+    the size, modification time and content hash of each of its files (the files a rerun left
+    as they were keep the hash of the previous record, unread)."""
     name = stage.name if isinstance(stage, Stage) else stage
+    before = _recorded_outputs(read_record(name, layout))
     document = {
         "stage": name,
         "fingerprint": fingerprint_now.digest,
+        "run": secrets.token_hex(8),
         "seconds": round(seconds, 3) if math.isfinite(seconds) else None,
-        "outputs": _file_signatures(layout.stage_dir(name)),
+        "outputs": {
+            file: _describe(path, before.get(file)) for file, path in _output_files(layout.stage_dir(name)).items()
+        },
         "parts": fingerprint_now.parts,
     }
     return write_json(layout.stage_dir(name) / RECORD_NAME, document)
+
+
+def refresh(stage: Stage | str, layout: OutputLayout) -> bool:
+    """Update the modification times in the record of an up-to-date stage whose files have
+    the recorded content but other times (a copied folder), so that the next check needs no
+    hashing; True when the record was rewritten. Call it only after :func:`check` found the
+    stage up to date."""
+    name = stage.name if isinstance(stage, Stage) else stage
+    document = read_record(name, layout)
+    recorded = _recorded_outputs(document)
+    outputs = _output_files(layout.stage_dir(name))
+    now = {}
+    for file, entry in recorded.items():
+        if file not in outputs or not _unchanged(outputs[file], entry):
+            return False
+        now[file] = _describe(outputs[file], entry)
+        if now[file][2] != entry[2]:
+            return False
+    if now == recorded:
+        return False
+    write_json(layout.stage_dir(name) / RECORD_NAME, {**document, "outputs": now})
+    return True
+
+
+@contextmanager
+def lock_folder(folder: str | Path, command: str) -> Iterator[Path]:
+    """Create ``folder``, check that it can be written, and hold it for ``command`` (what a
+    second command is told holds it, e.g. ``"bumphunt run"``) until the block ends.
+
+    The lock is an OS lock (:mod:`filelock`) on ``folder/.bumphunt.lock``: it never outlives
+    the process, however it ends, so a killed command leaves no stale lock. It is re-entrant
+    within one thread; another thread or process is refused. Beside it,
+    ``.bumphunt.lock.json`` names the holder while it holds the lock.
+
+    Raises
+    ------
+    BumphuntError
+        The folder cannot be written, or another command holds it (the message names it).
+    """
+    folder = writable_folder(folder)
+    lock = FileLock(folder / LOCK_NAME, timeout=0, is_singleton=True)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise BumphuntError(
+            f"{folder}: {_holder(folder)} is writing there; wait until it ends, or write elsewhere "
+            "(another output_dir, or -o/--output)"
+        ) from None
+    first = lock.lock_counter == 1
+    try:
+        if first:
+            holder = {"command": command, "pid": os.getpid(), "host": socket.gethostname(),
+                      "since": time.strftime("%Y-%m-%d %H:%M:%S")}  # fmt: skip
+            with suppress(BumphuntError):  # a full disk: the command says so when it writes its files
+                write_json(folder / HOLDER_NAME, holder)
+        yield folder
+    finally:
+        try:
+            if first:
+                with suppress(OSError):
+                    (folder / HOLDER_NAME).unlink(missing_ok=True)
+        finally:
+            lock.release()
+
+
+def _holder(folder: Path) -> str:
+    """Who holds the lock of ``folder``, from its holder file: ``bumphunt run (process 1234
+    on host, since 2025-01-31 14:02:11)``."""
+    try:
+        holder = json.loads((folder / HOLDER_NAME).read_text())
+        return f"{holder['command']} (process {holder['pid']} on {holder['host']}, since {holder['since']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another bumphunt command"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._io import writing
 from .errors import BumphuntError
 from .stats.likelihood import background_density
 
@@ -69,19 +70,23 @@ def _new_axes(ax, figsize):
 
 
 def save_figure(artist, path: str | Path, *, dpi: int = 80) -> Path:
-    """Write the figure of ``artist`` (an Axes or a Figure) to ``path`` atomically, then close it."""
+    """Write the figure of ``artist`` (an Axes or a Figure) to ``path`` atomically, then close it.
+
+    A full disk, an exceeded quota, a denied permission or a read-only disk raises
+    BumphuntError naming ``path`` (:func:`bumphunt._io.write_error`), ``path`` as it was.
+    """
     import matplotlib.pyplot as plt
 
     fig = artist if hasattr(artist, "savefig") else artist.figure
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     try:
-        with _style(getattr(fig, "bumphunt_style", False)):
-            fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, path)
+        with writing(path, tmp):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with _style(getattr(fig, "bumphunt_style", False)):
+                fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+            os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
         plt.close(fig)
     return path
 
@@ -279,6 +284,21 @@ def _broken_at_vetoes(mass: np.ndarray, vetoed: dict, *columns: np.ndarray):
     return mass, *(np.insert(np.asarray(c, dtype=float), gaps, np.nan) for c in columns)
 
 
+#: What a figure of a table without rows says, centred where the curves would be.
+NO_HYPOTHESIS = "no mass hypothesis"
+
+
+def _no_hypothesis(ax, figsize, ylabel: str):
+    """Axes that say the table has no row (a scan range inside a veto) instead of curves."""
+    with _style(ax is None):
+        ax = _new_axes(ax, figsize)
+        ax.text(0.5, 0.5, NO_HYPOTHESIS, transform=ax.transAxes, ha="center", va="center", fontsize=24,
+                color="0.3", gid="no-hypothesis")  # fmt: skip
+        ax.set_xlabel(r"$m_a$ [GeV]")
+        ax.set_ylabel(ylabel)
+    return ax
+
+
 #: The columns of a Brazil plot: expected -2, -1, median, +1, +2 sigma, observed.
 BRAZIL_COLUMNS = ("ul_exp_m2", "ul_exp_m1", "ul_exp", "ul_exp_p1", "ul_exp_p2", "ul_obs")
 
@@ -286,7 +306,8 @@ BRAZIL_COLUMNS = ("ul_exp_m2", "ul_exp_m1", "ul_exp", "ul_exp_p1", "ul_exp_p2", 
 def plot_brazil(result, *, ax=None, ylabel: str = "95% CL upper limit on $N_{sig}$", names=BRAZIL_COLUMNS,
                 log: bool = False):  # fmt: skip
     """Observed upper limit versus mass with the expected +-1 sigma (green) and +-2 sigma
-    (yellow) bands; lines and bands stop across the vetoed meson regions.
+    (yellow) bands; lines and bands stop across the vetoed meson regions. A table without
+    rows gives axes that say "no mass hypothesis".
 
     Parameters
     ----------
@@ -299,6 +320,8 @@ def plot_brazil(result, *, ax=None, ylabel: str = "95% CL upper limit on $N_{sig
         Logarithmic y axis.
     """
     columns = _table_columns(result, names, "plot_brazil")
+    if not len(result["mass"]):
+        return _no_hypothesis(ax, (12, 7), ylabel)
     mass, m2, m1, median, p1, p2, observed = _broken_at_vetoes(result["mass"], result.vetoed, *columns)
     with _style(ax is None):
         ax = _new_axes(ax, (12, 7))
@@ -344,11 +367,13 @@ def plot_cross_section_limits(result, *, ax=None):
 
 def plot_coupling_exclusion(result, published=None, *, ax=None):
     """The excluded g_agg versus m_a on log axes: observed (shaded above), expected with its
-    +-1/2 sigma bands, and a published curve ``(mass, g)`` for comparison (Belle II 2020)."""
+    +-1/2 sigma bands, and a published curve ``(mass, g)`` for comparison (Belle II 2020).
+    A table without rows gives axes that say "no mass hypothesis"."""
     names = ("g_exp_m2", "g_exp_m1", "g_exp", "g_exp_p1", "g_exp_p2", "g_obs")
-    mass, m2, m1, median, p1, p2, observed = _broken_at_vetoes(
-        result["mass"], result.vetoed, *_table_columns(result, names, "plot_coupling_exclusion")
-    )
+    columns = _table_columns(result, names, "plot_coupling_exclusion")
+    if not len(result["mass"]):
+        return _no_hypothesis(ax, (12, 8), r"$g_{a\gamma\gamma}$ [GeV$^{-1}$]")
+    mass, m2, m1, median, p1, p2, observed = _broken_at_vetoes(result["mass"], result.vetoed, *columns)
     with _style(ax is None):
         ax = _new_axes(ax, (12, 8))
         _draw_bands(ax, mass, m2, m1, median, p1, p2, observed, "observed (this analysis)")
@@ -403,8 +428,11 @@ def plot_efficiency_map(model, *, ax=None, n_ctau: int = 120):
 
 
 def plot_local_significance(result, *, ax=None):
-    """Local significance versus mass, with the largest excess and its global significance."""
+    """Local significance versus mass, with the largest excess and its global significance.
+    A table without rows gives axes that say "no mass hypothesis"."""
     (z_local,) = _table_columns(result, ["z_local"], "plot_local_significance")
+    if not len(result["mass"]):
+        return _no_hypothesis(ax, (12, 6), "local significance Z")
     mass, z = _broken_at_vetoes(result["mass"], result.vetoed, z_local)
     best = result.global_significance
     with _style(ax is None):

@@ -458,6 +458,13 @@ case(
     "background fit to the sidebands failed",
 )
 
+case(
+    "scan-point-edited",
+    "a finished mass point of a scan (scan/points/m*.json) edited by hand or damaged, then the scan resumed",
+    "computes that point again (and resumes the others), and says so",
+    "{path}: its row does not match its checksum (edited or damaged): computed again",
+)
+
 # -- your own samples (docs/own-analysis.md) ---------------------------------------------
 case(
     "sample-unknown-role",
@@ -503,4 +510,137 @@ case(
     "refuses, and leaves the file as it was",
     "{path}: a file bumphunt did not write is in the way (a stage never overwrites one); move it, or point the "
     "analysis at it as a sample",
+)
+
+
+# -- writing, locks and the cache (issue #26) ---------------------------------------------
+case(
+    "write-disk-full",
+    "a full disk while a stage writes a file (a table, a figure, an ntuple, a record)",
+    "stops, naming the file; the temporary file is removed and the file is as it was, so a rerun recovers",
+    "{path}: no space left on the device while writing it; free some space and rerun (the file is as it was before)",
+)
+case(
+    "write-quota",
+    "a disk quota exceeded while a stage writes a file",
+    "stops, naming the file; nothing half-written is left",
+    "{path}: disk quota exceeded while writing it; free some space (or have the quota raised) and rerun (the file "
+    "is as it was before)",
+)
+case(
+    "write-permission",
+    "no permission to write a file of a stage (a folder or file made read-only since the stage started)",
+    "stops, naming the file; nothing half-written is left",
+    "{path}: permission denied while writing it; make it and its folder writable and rerun (the file is as it was "
+    "before)",
+)
+case(
+    "write-read-only",
+    "a disk that turned read-only while a stage writes a file",
+    "stops, naming the file; nothing half-written is left",
+    "{path}: the disk is read-only; set another output_dir (or -o/--output) and rerun (the file is as it was before)",
+)
+case(
+    "folder-locked",
+    "a second `bumphunt run` (or any stage command) writing to a folder another bumphunt command is writing to",
+    "refuses at once, naming the command that holds the folder (`bumphunt run (process 1234 on host, since "
+    "2025-01-31 14:02:11)`); the lock ends with that command's process, even a killed one",
+    "{folder}: {holder} is writing there; wait until it ends, or write elsewhere (another output_dir, or -o/--output)",
+)
+case(
+    "copied-folder",
+    "an analysis folder copied without its modification times (`cp -r`)",
+    "compares the content of the files whose time changed with the recorded hashes: every stage is skipped (and the "
+    "records take the copies' times, so the next run reads no file)",
+    "{stage}: up to date, skipped",
+)
+case(
+    "output-edited-same-size",
+    "an output file edited by hand keeping its size (a copy, so its time changed too)",
+    "its content hash differs from the record's: reruns its stage and every later one",
+    "{stage}: runs (output {name} was changed)",
+)
+
+# -- the Python API (issue #26) ---------------------------------------------------------------
+case(
+    "api-confidence-level",
+    "a confidence level outside (0, 1) for a public function (`scan_spectrum(confidence_level=1.5)`) or in the "
+    "configuration (`--set scan.confidence_level=1.5`)",
+    "refuses before any work, with the one message of the configuration, the CLI and the API (it scanned ~2 "
+    "minutes and flagged every row `limit not found` before)",
+    "config error at '{section}.confidence_level': {value} is greater than or equal to the maximum of 1",
+)
+case(
+    "api-luminosity",
+    "a zero or negative luminosity for `scan_spectrum(luminosity=-1)`, `exclusion_row` or the configuration",
+    "refuses before any work, as the configuration does (it gave NaN cross-section and coupling limits marked ok "
+    "before)",
+    "config error at 'luminosity': {value} is less than or equal to the minimum of 0",
+)
+case(
+    "api-non-finite",
+    "NaN or infinity for a setting of a public function (`scan_spectrum(luminosity=float('nan'))`, a counting "
+    "model's `efficiency_uncertainty`)",
+    "refuses before any work, naming the configuration key it stands for",
+    "config error at '{setting}': {value} is not a finite number",
+)
+case(
+    "api-unknown-setting",
+    "a setting `scan_spectrum` does not know (`step_sigma=3`)",
+    "refuses before any work, naming the closest key of the scan section",
+    "config error: unknown key 'scan.{name}' (did you mean '{close}'?)",
+)
+case(
+    "api-setting-bound",
+    "a setting of a public function below the configuration's bound (`scan_spectrum(workers=-1)`, "
+    "`window_sigmas=2`, a counting model's `background_uncertainty: -0.1`)",
+    "refuses before any work, with the configuration's message",
+    "config error at '{setting}': {value} is less than the minimum of {minimum}",
+)
+case(
+    "config-inject-mass",
+    "a zero or negative `scan.inject.mass` (the schema had no bound)",
+    "refuses the configuration before any work (it injected at the lowest generated mass before)",
+    "config error at 'scan.inject.mass': {value} is less than or equal to the minimum of 0",
+)
+case(
+    "zfit-order",
+    "a background order outside 0-8 for `zfit_hypothesis(order=-1)` (or `scan.background_order`)",
+    "refuses, with the configuration's message",
+    "config error at 'scan.background_order': {value} is not valid under any of the given schemas",
+)
+case(
+    "zfit-order-auto",
+    "`zfit_hypothesis(order='auto')` (the scan chooses the order window by window)",
+    "refuses, saying what to give",
+    "zfit_hypothesis: argument 'order': 'auto' chooses the order window by window in the scan; give the order of "
+    "the background (0-8)",
+)
+case(
+    "zfit-argument-bound",
+    "a negative starting background yield for `zfit_hypothesis(n_bkg=-5)` (a raw zfit exception before)",
+    "refuses, naming the argument",
+    "{function}: argument '{name}': {value} is less than the minimum of {minimum}",
+)
+case(
+    "zfit-argument-non-finite",
+    "a NaN or infinite mass or starting yield for `zfit_hypothesis`",
+    "refuses, naming the argument",
+    "{function}: argument '{name}': {value} is not a finite number",
+)
+case(
+    "scan-empty-range",
+    "a scan range without a mass hypothesis (0.94-0.97 GeV lies in the eta' veto; start and stop closer than a "
+    "step inside a veto), in `run_scan` or `scan_spectrum`",
+    "refuses before any work, naming the range and the veto (a traceback in `plot_brazil` and header-only tables "
+    "before)",
+    "no mass hypothesis between {start} and {stop} GeV: every one lies in the {vetoes} veto ({ranges} GeV, "
+    "scan.veto_sigmas = {veto_sigmas}); scan a wider range or lower scan.veto_sigmas",
+)
+case(
+    "plot-empty-table",
+    "`plot_brazil`, `plot_local_significance`, `plot_coupling_exclusion` or `plot_cross_section_limits` of a "
+    "table without rows (`read_table` reads one back as an empty result)",
+    "draws axes that say so in their centre, no traceback",
+    "no mass hypothesis",
 )

@@ -21,6 +21,20 @@ def config(tmp_path):
 
 
 @pytest.fixture(scope="session")
+def quick_run(tmp_path_factory):
+    """One ``bumphunt run --quick`` (about 30 s), shared by the tests of the chain (tests that
+    change it work on a copy): the folder and what the command printed."""
+    from click.testing import CliRunner
+
+    from bumphunt import cli
+
+    folder = tmp_path_factory.mktemp("quick") / "run"
+    result = CliRunner().invoke(cli.main, ["run", "--quick", "-q", "--set", f"output_dir={folder}"])
+    assert result.exit_code == 0, result.output
+    return folder, result.output
+
+
+@pytest.fixture(scope="session")
 def simulated(tmp_path_factory):
     """One small simulation of every sample, shared by the read-only tests."""
     tmp_path = tmp_path_factory.mktemp("simulated")

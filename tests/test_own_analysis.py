@@ -17,7 +17,7 @@ from bumphunt.errors import ConfigError, NtupleError
 from bumphunt.kinematics import Beams
 from bumphunt.kinfit import fit_photons, run_kinfit
 from bumphunt.layout import OutputLayout
-from bumphunt.ntuple import read_metadata, read_ntuple
+from bumphunt.ntuple import read_metadata, read_ntuple, read_selected
 from bumphunt.results import read_table
 from bumphunt.samples import analysis_samples, read_sample
 from bumphunt.scan import COLUMNS, run_scan
@@ -263,7 +263,7 @@ def test_the_roles_of_an_analysis(tmp_path):
 def test_a_stage_never_overwrites_a_file_it_did_not_write(tmp_path):
     """The analyst's own file where the kinematic fit would write is refused, and left as it was."""
     good = _candidate_file(tmp_path / "alp_m1p500.root")
-    config = _config(tmp_path, alp=_signal(good))
+    config = _config(tmp_path, alp=_signal(good, branches={**PHOTONS, "score": "chiProb"}))
     foreign = OutputLayout.from_config(config).ntuple("kinfit", "alp")
     _candidate_file(foreign, n=7)
     before = foreign.read_bytes()
@@ -274,6 +274,10 @@ def test_a_stage_never_overwrites_a_file_it_did_not_write(tmp_path):
     run_kinfit(config, progress=False)  # its own file it rewrites
     run_kinfit(config, progress=False)
     assert len(read_ntuple(foreign, ["fit_chi2"])["fit_chi2"]) == 40
+    # the user's own score is a branch a cut can use (shapes.selection: "user_score > 0.5")
+    scores = uproot.open(good)["cands"]["chiProb"].array(library="np")
+    selected = read_selected(foreign, ["user_score"], "user_score > 0.5")["user_score"]
+    np.testing.assert_array_equal(selected, scores[scores > 0.5])
 
 
 def test_signal_without_truth_is_matched_to_the_nearest_pair():

@@ -51,13 +51,6 @@ def _snapshot(folder: Path) -> dict:
     }  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    """One ``bumphunt run --quick`` (about 30 s): the folder and what the command printed."""
-    folder = tmp_path_factory.mktemp("quick") / "run"
-    return folder, _run(folder)
-
-
 @pytest.fixture
 def copied_run(quick_run, tmp_path):
     """A copy of the quick run (modification times kept), for a test to change."""
@@ -109,7 +102,7 @@ def test_quick_run_goes_from_events_to_the_report(quick_run):
         record = pipeline.read_record(stage, OutputLayout(folder))
         assert record is not None and record["outputs"], stage.name
     settings = pipeline.read_record("select", OutputLayout(folder))["parts"]["settings"]
-    assert set(settings) == {"seed", "luminosity", "beam", "select", "scan.start", "scan.stop"}
+    assert set(settings) == {"seed", "luminosity", "beam", "select", "scan.start", "scan.stop", "samples"}
 
 
 def test_a_second_run_skips_every_stage_and_changes_no_file(copied_run):

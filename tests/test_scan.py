@@ -3,6 +3,7 @@
 import json
 import logging
 import math
+import shutil
 import signal
 import subprocess
 import sys
@@ -339,7 +340,7 @@ def test_scan_of_histograms_binned_and_weighted(analysis):
     np.testing.assert_allclose(scaled["n_events"], 2.0 * binned["n_events"], rtol=1e-12)
     with pytest.raises(BumphuntError, match="one-dimensional"):
         scan_spectrum(hist.Hist(axis, hist.axis.Regular(2, 0.0, 1.0, name="x")), model, **window)
-    with pytest.raises(BumphuntError, match="unknown scan setting 'step_sigma'"):
+    with pytest.raises(BumphuntError, match=pattern("api-unknown-setting", name="step_sigma", close="step_sigmas")):
         scan_spectrum(masses, model, start=1.0, stop=1.3, step_sigma=3.0)
 
 
@@ -434,6 +435,28 @@ def test_results_of_other_inputs_are_removed_when_a_scan_starts(tmp_path, caplog
     layout.scan_table_csv.write_text("old")
     layout.scan_table_json.write_text("{not json")
     assert remove_stale_results(layout, "fedcba9876543210") == [layout.scan_table_csv, layout.scan_table_json]
+
+
+@pytest.mark.slow
+def test_an_edited_point_is_computed_again_and_only_it(analysis, serial, tmp_path, caplog):
+    """A point file whose row no longer matches its checksum (edited by hand, damaged) is never
+    resumed: the rescan computes exactly that point again, and resumes the others."""
+    output = tmp_path / "edited"
+    shutil.copytree(serial.table_json.parent, output)
+    points = sorted((output / "points").glob("m*.json"))
+    edited = points[len(points) // 2]
+    content = json.loads(edited.read_text())
+    original = content["row"]["ul_obs"]
+    content["row"]["ul_obs"] = 0.5 * original
+    edited.write_text(json.dumps(content))
+    with caplog.at_level(logging.WARNING, logger="bumphunt.scan.runner"):
+        again = run_scan(analysis, output_dir=output, workers=1, progress=False)
+    assert again.result.resumed_points == len(points) - 1
+    assert [r.getMessage() for r in caplog.records if "checksum" in r.getMessage()] == [
+        message("scan-point-edited", path=edited)
+    ]
+    np.testing.assert_array_equal(again.result["ul_obs"], serial.result["ul_obs"])
+    assert json.loads(edited.read_text())["row"]["ul_obs"] == original
 
 
 def _scan_in_subprocess(config: dict, tmp_path: Path, output: Path) -> subprocess.Popen:

@@ -150,7 +150,7 @@ def test_working_point_minimises_the_mean_over_windows():
 
 def test_missing_inputs_are_one_line_errors(tmp_path):
     config = small_config(tmp_path)
-    with pytest.raises(NtupleError, match="no ALP ntuple after the kinematic fit"):
+    with pytest.raises(NtupleError, match="no signal ntuple after the kinematic fit"):
         run_select(config, progress=False)
     with pytest.raises(
         ConfigError, match=pattern("selection-unknown-network-key", name="bce_epoch", close="bce_epochs")

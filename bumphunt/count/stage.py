@@ -26,6 +26,7 @@ import numpy as np
 
 from .._io import atomic_write_text, writable_folder
 from .._progress import progress_bar
+from ..config import validate_settings
 from ..coupling import prompt_exclusion
 from ..cuts import branches_used
 from ..errors import BumphuntError, NtupleError
@@ -40,6 +41,9 @@ from ..systematics import Systematics
 from .windows import Events, SignalMass, background_events, bootstrap_counts, signal_masses, signal_window
 
 log = logging.getLogger(__name__)
+
+#: The keys of the ``count`` section :func:`counting_model` reads.
+COUNTING_SETTINGS = ("tau", "background_uncertainty", "efficiency_uncertainty")
 
 #: The counting experiment's random streams derive from the analysis seed with this spawn key.
 SEED_KEY = 16
@@ -82,7 +86,12 @@ class CountSummary:
 def counting_model(n_observed: float, background: float, mc_error: float, settings: dict) -> CountingModel:
     """The on/off model of one window: tau from ``settings["tau"]`` or, when that is None, from
     the simulation's statistical uncertainty and the relative ``background_uncertainty`` added
-    in quadrature (tau = b / sigma_b^2; b known where sigma_b = 0)."""
+    in quadrature (tau = b / sigma_b^2; b known where sigma_b = 0).
+
+    ``settings`` holds the keys ``tau``, ``background_uncertainty`` and
+    ``efficiency_uncertainty`` of the ``count`` section, checked as the configuration's are
+    (:func:`bumphunt.config.validate_settings`: a ConfigError with the same message)."""
+    settings = validate_settings("count", {key: settings[key] for key in COUNTING_SETTINGS})
     if settings["tau"] is not None:
         tau = float(settings["tau"])
     else:

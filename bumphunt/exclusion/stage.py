@@ -23,6 +23,7 @@ import numpy as np
 
 from .._io import atomic_write_text, writable_folder
 from .._progress import progress_bar
+from ..config import validate_settings
 from ..coupling import REACH, coupling_limit, prompt_coupling_limit, published_limit
 from ..errors import BumphuntError
 from ..kinematics import Beams
@@ -64,7 +65,9 @@ class ExclusionSummary:
 
 
 def exclusion_row(row: dict, model: ShapeModel, luminosity: float, sqrt_s: float) -> dict:
-    """The exclusion at one scanned mass from its row of the scan table."""
+    """The exclusion at one scanned mass from its row of the scan table; ``luminosity``
+    (pb^-1) is checked as the configuration's is (:func:`bumphunt.config.validate_settings`)."""
+    luminosity = validate_settings("", {"luminosity": luminosity})["luminosity"]
     mass = float(row["mass"])
     out = {"mass": mass, "excluded_obs": ""}
     nan = math.nan

@@ -25,11 +25,20 @@ import tensorflow as tf
 import zfit
 from scipy.interpolate import BSpline, PPoly
 
+from ..config import validate_arguments, validate_settings
 from ..errors import BumphuntError
 from ..stats.systematics import model_nuisances
+from ..systematics import Systematics
 from .signal import EDGE_CUTOFF, ShapeModel, SignalShape
 from .splines import ParameterSpline
 from .zfit_pdfs import edge_integrals_tf, zfit_combinatorial, zfit_peak
+
+#: The arguments of :func:`zfit_hypothesis` that stand for no configuration key, as JSON schema.
+ARGUMENTS = {
+    "mass": {"type": "number"},
+    "n_sig": {"type": "number"},
+    "n_bkg": {"type": "number", "minimum": 0},
+}
 
 #: Shape parameters that are composed of the mass (besides mu, the fraction and the endpoint).
 SPLINE_PARAMETERS = ("sigma", "sigma_l", "sigma_r", "alpha_l", "alpha_r", "gauss_fraction", "gauss_ratio", "c1")
@@ -248,10 +257,27 @@ def zfit_hypothesis(
     Raises
     ------
     BumphuntError
-        ``mass`` is outside the model's mass range, or ``order`` is below 0.
+        ``mass`` is outside the model's mass range. ``order`` and the window are checked as
+        the configuration's ``scan.background_order`` and ``scan.window_*`` are, with the same
+        messages (:func:`bumphunt.config.validate_settings`: a
+        :class:`~bumphunt.errors.ConfigError`); ``mass``, ``n_sig`` and ``n_bkg`` must be
+        finite numbers, ``n_bkg`` >= 0 (:func:`bumphunt.config.validate_arguments`).
     """
-    if order < 0:
-        raise BumphuntError(f"background order {order} is negative")
+    window = {"background_order": order, "window_floor": window_floor, "window_ceiling": window_ceiling}
+    if window_sigmas is not None:
+        window["window_sigmas"] = window_sigmas
+    window = validate_settings("scan", window)
+    if order == "auto":
+        raise BumphuntError(
+            "zfit_hypothesis: argument 'order': 'auto' chooses the order window by window in the scan; "
+            "give the order of the background (0-8)"
+        )
+    numbers = validate_arguments("zfit_hypothesis", {"mass": mass, "n_sig": n_sig, "n_bkg": n_bkg}, ARGUMENTS)
+    mass, n_sig, n_bkg = float(numbers["mass"]), float(numbers["n_sig"]), float(numbers["n_bkg"])
+    order, window_floor, window_ceiling = window["background_order"], window["window_floor"], window["window_ceiling"]
+    window_sigmas = window.get("window_sigmas")
+    if systematics is not None and not isinstance(systematics, Systematics):
+        systematics = Systematics.from_config(validate_settings("systematics", {"sources": systematics}))
     shape = hypothesis_shape(model, mass, window_sigmas=window_sigmas, window_floor=window_floor,
                              window_ceiling=window_ceiling)  # fmt: skip
     unfloored = model.shape(mass, window_sigmas=window_sigmas)

@@ -201,21 +201,35 @@ def point_key(mass: float) -> str:
 
 
 def finished_points(points_dir: Path, fingerprint: str) -> dict:
-    """The rows of the mass points finished with this fingerprint, by :func:`point_key`."""
+    """The rows of the mass points finished with this fingerprint, by :func:`point_key`.
+
+    A point whose row does not match the checksum written with it (edited by hand, damaged)
+    or that cannot be read is not resumed, so it is computed again; the log says which.
+    """
     done = {}
-    for path in points_dir.glob("m*.json"):
+    for path in sorted(points_dir.glob("m*.json")):
         try:
             content = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
+            log.warning("%s: not readable (damaged?): computed again", path)
             continue
-        if content.get("fingerprint") == fingerprint:
-            done[path.stem] = content["row"]
+        if not isinstance(content, dict) or content.get("fingerprint") != fingerprint:
+            continue
+        row = content.get("row")
+        if not isinstance(row, dict) or content.get("row_sha256") != _row_checksum(row):
+            log.warning("%s: its row does not match its checksum (edited or damaged): computed again", path)
+            continue
+        done[path.stem] = row
     return done
 
 
+def _row_checksum(row: dict) -> str:
+    return hashlib.sha256(json.dumps(row, sort_keys=True).encode()).hexdigest()
+
+
 def save_point(points_dir: Path, fingerprint: str, row: dict) -> None:
-    """Write one finished mass point, atomically."""
-    text = json.dumps({"fingerprint": fingerprint, "row": row})
+    """Write one finished mass point, atomically, with the checksum of its row."""
+    text = json.dumps({"fingerprint": fingerprint, "row": row, "row_sha256": _row_checksum(row)})
     atomic_write_text(points_dir / f"{point_key(row['mass'])}.json", text)
 
 

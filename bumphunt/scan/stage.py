@@ -28,7 +28,7 @@ import numpy as np
 from .. import stats
 from .._parallel import executor
 from .._progress import progress_bar
-from ..config import load_config
+from ..config import load_config, validate_settings
 from ..coupling import limit_columns
 from ..cuts import branches_used
 from ..errors import BumphuntError, NtupleError
@@ -204,6 +204,10 @@ def _scan_analysis(config, layout, workers, scheduler, progress, resume, started
     model_path = Path(settings["shapes"] or layout.shapes_file).resolve()
     model = load_model(str(model_path))
     _check_model_fits_analysis(model, model_path, config)
+    masses, vetoed = scan_grid(  # refuses a range without a mass hypothesis, before any work
+        model, settings["start"], settings["stop"], settings["step_sigmas"], settings["veto_sigmas"],
+        settings["step_gev"],
+    )  # fmt: skip
     selection, mass_variable = _selection_of(model)
     background = _background_model(config, layout, model)
     dropped = 0
@@ -222,10 +226,6 @@ def _scan_analysis(config, layout, workers, scheduler, progress, resume, started
     if source != "pseudo":
         sqrt_s = Beams.from_config(config).sqrt_s
         check_units(spectrum, sqrt_s, f"sqrt(s) = {sqrt_s:.4f} GeV")
-    masses, vetoed = scan_grid(
-        model, settings["start"], settings["stop"], settings["step_sigmas"], settings["veto_sigmas"],
-        settings["step_gev"],
-    )  # fmt: skip
     point_settings = {k: settings[k] for k in POINT_SETTINGS}
     point_settings["systematics"] = config["systematics"]["sources"]
     key = fingerprint(point_settings, model_path.read_bytes(), x.tobytes(), *code_identity())
@@ -373,12 +373,13 @@ def scan_spectrum(
         signal model's selection when ``mass`` is not given (bumphunt's own ntuples), none
         when it is (a user's candidates, selected as the signal shapes were).
     luminosity : float, optional
-        Integrated luminosity (pb^-1): adds the cross-section and coupling limits.
+        Integrated luminosity (pb^-1, > 0 as the configuration's ``luminosity``): adds the
+        cross-section and coupling limits.
     limits : bool
         Compute the upper limits; without them (NaN columns) a scan of the local
         significance alone is several times faster.
     workers : int
-        Local worker processes.
+        Local worker processes (``scan.workers``: 0 = one per core).
     progress : bool
         Show a progress bar.
     systematics : Systematics or list of dict, optional
@@ -388,7 +389,9 @@ def scan_spectrum(
         Any other key of the ``scan`` configuration section (``step_sigmas``,
         ``window_sigmas``, ``background_order``, ``global_toys`` is ignored: without
         background samples the look-elsewhere effect is estimated on the scan itself).
-        Defaults are those of the bundled analysis.
+        Defaults are those of the bundled analysis. These settings, ``start``, ``stop``,
+        ``workers``, ``luminosity`` and ``systematics`` are checked as the configuration's
+        keys are (:func:`bumphunt.config.validate_settings`), with the same messages.
 
     Returns
     -------
@@ -400,7 +403,10 @@ def scan_spectrum(
         On one line: data that are not numbers or have more than one dimension; a missing
         file, tree or branch, or a malformed ``mass`` expression; masses that look like MeV
         (every candidate above sqrt(s) of the signal model, or, for a model without it,
-        above 1000 x ``stop``); an unknown setting or a range beyond sqrt(s).
+        above 1000 x ``stop``); a range beyond sqrt(s), or without a mass hypothesis (inside
+        a veto). :class:`~bumphunt.errors.ConfigError`, as for a configuration: an unknown
+        setting, or a value the configuration refuses (``confidence_level=1.5``,
+        ``luminosity=-1``, ``start`` not below ``stop``), all before any work.
 
     Notes
     -----
@@ -410,17 +416,21 @@ def scan_spectrum(
     (:data:`~bumphunt.scan.data.BIN_WIDTH_RESOLUTIONS`), which smear the peak or fail the
     fits.
     """
-    defaults = load_config()["scan"]
-    unknown = sorted(set(settings) - set(defaults))
-    if unknown:
-        raise BumphuntError(f"unknown scan setting {unknown[0]!r}; choose from {', '.join(sorted(defaults))}")
-    settings = {**defaults, **settings, "start": start, "stop": stop}
-    if not start < stop:
-        raise BumphuntError(f"the scan range needs start < stop, got {start} and {stop}")
+    # the settings as a configuration's: the same schema, checks and messages (bumphunt.config)
+    given = validate_settings("scan", {**settings, "start": start, "stop": stop, "workers": workers})
+    if luminosity is not None:
+        luminosity = validate_settings("", {"luminosity": luminosity})["luminosity"]
+    if not isinstance(systematics, Systematics):
+        systematics = Systematics.from_config(validate_settings("systematics", {"sources": systematics or []}))
+    settings = {**load_config()["scan"], **given}
+    start, stop, workers = settings["start"], settings["stop"], settings["workers"] or os.cpu_count() or 1
     model = shapes if isinstance(shapes, ShapeModel) else load_model(str(Path(shapes).resolve()))
     sqrt_s = model.settings.get("sqrt_s")
     if sqrt_s is not None and stop >= sqrt_s:
         raise BumphuntError(f"the scan range must end below sqrt(s) = {sqrt_s:.4f} GeV, got stop = {stop}")
+    masses, vetoed = scan_grid(  # refuses a range without a mass hypothesis, before the data are read
+        model, start, stop, settings["step_sigmas"], settings["veto_sigmas"], settings["step_gev"]
+    )
     spectrum = _own_spectrum(data, model, tree, mass, selection)
     if spectrum.n_events == 0:
         raise BumphuntError("the data hold no candidates")
@@ -429,13 +439,8 @@ def scan_spectrum(
     else:
         check_units(spectrum, 1000.0 * stop, f"1000 x stop = {1000.0 * stop:g} GeV")
     check_bin_widths(spectrum, model.resolution, start, stop, model.mass_range)
-    masses, vetoed = scan_grid(
-        model, start, stop, settings["step_sigmas"], settings["veto_sigmas"], settings["step_gev"]
-    )
     point_settings = {k: settings[k] for k in POINT_SETTINGS}
-    point_settings["systematics"] = (
-        systematics if isinstance(systematics, Systematics) else Systematics.from_config({"sources": systematics or []})
-    )
+    point_settings["systematics"] = systematics
     run = dict(workers=workers, scheduler=None, progress=progress)
     with progress_bar(progress) as bar, executor(workers) as pool:
         advance = bar.add("scan mass points", len(masses))
