@@ -41,12 +41,10 @@ from .ntuple import (
     SAMPLE_IDS,
     check_branches,
     iterate_ntuple,
-    read_metadata,
 )
 from .physics import alp_cross_section, alp_ctau
 
 ROLES = ("signal", "background", "data")
-FORMATS = ("bumphunt", "candidates")
 #: Photon origin of a user's photon without truth information.
 ORIGIN_UNKNOWN = -1
 #: Sample code of a ``samples`` section's data sample; its signal sample is 0 and its backgrounds
@@ -606,15 +604,6 @@ def signal_metadata(sample: Sample, config: Mapping, masses) -> list[dict]:
             "ctau_cm": float(alp_ctau(mass, coupling)) if "proper_decay_length" in sample.branches else 0.0,
         })  # fmt: skip
     return entries
-
-
-def native_metadata(path: Path) -> dict:
-    """Metadata of a bumphunt-format sample file, checked for what the stages need."""
-    metadata = read_metadata(path)
-    for entry in metadata.get("masses", []):
-        if "n_generated" not in entry:
-            raise NtupleError(f"{path}: metadata mass {entry.get('mass')} lacks n_generated")
-    return metadata
 
 
 def scan_data(config: Mapping, layout: OutputLayout | None = None) -> str | Path:
