@@ -201,20 +201,59 @@ def _parse_overrides(settings: tuple[str, ...]) -> dict:
     return overrides
 
 
-def _load(config_path, settings) -> dict:
-    from .config import load_config
+def _load(config_path, settings, analysis: str | None = None) -> dict:
+    """The configuration: the file (or the default), the bundled ``analysis`` (or the one of
+    ``--analysis``) set over it, then ``--set``."""
+    from .config import bundled_analysis, load_config
 
-    return load_config(config_path, _parse_overrides(settings))
+    context = click.get_current_context(silent=True)
+    chosen = context.meta.get(_ANALYSIS) if context is not None else None
+    if analysis and chosen and chosen != analysis:
+        raise ConfigError(f"choose one bundled analysis: --analysis {chosen} or --{analysis}")
+    return load_config(config_path, {**bundled_analysis(analysis or chosen), **_parse_overrides(settings)})
 
 
-config_option = click.option(
-    "-c", "--config", "config_path", type=click.Path(dir_okay=False), help="Analysis YAML (default: the bundled one)."
-)
+#: Where ``--analysis`` leaves its value for :func:`_load` (click's context metadata).
+_ANALYSIS = "bumphunt.analysis"
+
+
+def _remember_analysis(context, parameter, value):
+    if value is not None:
+        context.meta[_ANALYSIS] = value
+
+
+def config_option(command):
+    """``-c/--config FILE`` and ``--analysis NAME`` (a bundled analysis set over it)."""
+    from .config import BUNDLED_ANALYSES
+
+    command = click.option(
+        "--analysis",
+        type=click.Choice(list(BUNDLED_ANALYSES)),
+        expose_value=False,
+        callback=_remember_analysis,
+        help="A bundled analysis set over the configuration: "
+        + "; ".join(f"{name}: {what}" for name, what in BUNDLED_ANALYSES.items())
+        + ". --set wins.",
+    )(command)
+    file_help = "Analysis YAML (default: the bundled one)."
+    return click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), help=file_help)(command)
+
+
 set_option = click.option(
     "--set", "settings", multiple=True, metavar="KEY=VALUE", help="Override a configuration value (repeatable)."
 )
 workers_option = click.option("--workers", type=click.IntRange(min=0), help="Worker processes (0 = one per core).")
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+
+
+def scheduler_option(work: str):
+    """``--scheduler ADDRESS``: the Dask cluster whose workers run ``work`` (docs/cluster.md)."""
+    return click.option(
+        "--scheduler",
+        metavar="ADDRESS",
+        help=f"Dask scheduler (tcp://host:8786) whose workers run {work}; default: dask.scheduler of the "
+        "configuration, else this machine. The results are the same.",
+    )
 
 
 def output_option(help_text: str, **kwargs):
@@ -241,8 +280,9 @@ def main():
 @click.option("--sample", "samples", multiple=True, help="Simulate only this sample (repeatable).")
 @output_option("Output directory of the ntuples.", type=click.Path(file_okay=False))
 @workers_option
+@scheduler_option("the chunks of events")
 @quiet_option
-def simulate(config_path, settings, samples, output, workers, quiet):
+def simulate(config_path, settings, samples, output, workers, scheduler, quiet):
     """Simulate signal and background events and write ROOT ntuples.
 
     \b
@@ -250,16 +290,19 @@ def simulate(config_path, settings, samples, output, workers, quiet):
       bumphunt simulate                                 # every sample -> <output_dir>/simulation/
       bumphunt simulate -c my.yaml --set simulation.signal.events_per_mass=2000
       bumphunt simulate --sample alp --sample ggg -o my_ntuples/
+      bumphunt simulate --scheduler tcp://host:8786     # chunks on a Dask cluster, the same ntuples
     """
     config = _load(config_path, settings)
     with _holding(output or config["output_dir"]):
-        _run_simulation(config, samples=samples or None, output=output, workers=workers, quiet=quiet)
+        _run_simulation(config, samples=samples or None, output=output, workers=workers, scheduler=scheduler,
+                        quiet=quiet)  # fmt: skip
 
 
-def _run_simulation(config, *, samples=None, output=None, workers=None, quiet=False):
+def _run_simulation(config, *, samples=None, output=None, workers=None, scheduler=None, quiet=False):
     from .simulation import run_simulation
 
-    summaries = run_simulation(config, samples=samples, output_dir=output, workers=workers, progress=not quiet)
+    summaries = run_simulation(config, samples=samples, output_dir=output, workers=workers, scheduler=scheduler,
+                               progress=not quiet)  # fmt: skip
     for summary in summaries:
         click.echo(
             f"{summary.sample:<15} {summary.n_generated:>10,d} generated  {summary.n_selected:>10,d} pre-selected  "
@@ -274,8 +317,9 @@ def _run_simulation(config, *, samples=None, output=None, workers=None, quiet=Fa
 @set_option
 @output_option("Output .root file (one input) or directory.", type=click.Path())
 @click.option("--threads", type=click.IntRange(min=1), help="Threads of the fit (default: all cores).")
+@scheduler_option("the fit, a file each (on a filesystem shared with this machine)")
 @quiet_option
-def kinfit(inputs, config_path, settings, output, threads, quiet):
+def kinfit(inputs, config_path, settings, output, threads, scheduler, quiet):
     """Kinematic fit of the photons to the beam four-momentum; adds the fit branches.
 
     INPUTS are ntuples (default: every simulated sample of the analysis).
@@ -284,21 +328,23 @@ def kinfit(inputs, config_path, settings, output, threads, quiet):
     Examples:
       bumphunt kinfit                                   # all samples -> <output_dir>/kinfit/
       bumphunt kinfit my_data.root --output my_data_fit.root
+      bumphunt kinfit --scheduler tcp://host:8786       # a file per Dask worker (shared filesystem)
     """
     config = _load(config_path, settings)
     one_file = output is not None and Path(output).suffix == ".root"  # a file of the user's choosing: no lock
     with contextlib.nullcontext() if one_file else _holding(output or config["output_dir"]):
-        _run_kinfit(config, inputs=list(inputs) or None, output=output, threads=threads, quiet=quiet)
+        _run_kinfit(config, inputs=list(inputs) or None, output=output, threads=threads, scheduler=scheduler,
+                    quiet=quiet)  # fmt: skip
 
 
-def _run_kinfit(config, *, inputs=None, output=None, threads=None, quiet=False):
+def _run_kinfit(config, *, inputs=None, output=None, threads=None, scheduler=None, quiet=False):
     import numba
 
     from .kinfit import run_kinfit
 
     if threads:
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    summaries = run_kinfit(config, inputs, output, progress=not quiet)
+    summaries = run_kinfit(config, inputs, output, scheduler=scheduler, progress=not quiet)
     for summary in summaries:
         counts = summary.status_counts
         failed = summary.n_events - counts["converged"]
@@ -315,8 +361,9 @@ def _run_kinfit(config, *, inputs=None, output=None, threads=None, quiet=False):
 @output_option("Output directory (friend ntuples, network, table and plots).", type=click.Path(file_okay=False))
 @click.option("--model", "model_path", type=click.Path(file_okay=False, exists=True),
               help="Apply this saved Punzi-net folder instead of training one.")  # fmt: skip
+@scheduler_option("the scoring of the events (the network is trained here)")
 @quiet_option
-def select(config_path, settings, output, model_path, quiet):
+def select(config_path, settings, output, model_path, scheduler, quiet):
     """Train the Punzi-net (or apply a saved one) and select the events of every sample.
 
     \b
@@ -330,16 +377,17 @@ def select(config_path, settings, output, model_path, quiet):
       bumphunt select                                   # train, choose the working point, score
       bumphunt select --set select.working_point=0.6
       bumphunt select --model other/select/punzinet     # apply a trained network
+      bumphunt select --scheduler tcp://host:8786       # score the events on a Dask cluster
     """
     config = _load(config_path, settings)
     with _holding(output or config["output_dir"]):
-        _run_select(config, output=output, model_path=model_path, quiet=quiet)
+        _run_select(config, output=output, model_path=model_path, scheduler=scheduler, quiet=quiet)
 
 
-def _run_select(config, *, output=None, model_path=None, quiet=False):
+def _run_select(config, *, output=None, model_path=None, scheduler=None, quiet=False):
     from .select.stage import run_select
 
-    summary = run_select(config, output, model_path=model_path, progress=not quiet)
+    summary = run_select(config, output, model_path=model_path, scheduler=scheduler, progress=not quiet)
     ratio = summary.mean_sigma_min("sigma_min_punzi", held_out=False) / summary.mean_sigma_min(
         "sigma_min_preselection", held_out=False
     )
@@ -396,9 +444,7 @@ def _run_shapes(config, *, input_path=None, output=None, quiet=False):
 @set_option
 @output_option("Output directory.", type=click.Path(file_okay=False))
 @workers_option
-@click.option(
-    "--scheduler", metavar="ADDRESS", help="Dask scheduler address (tcp://host:8786) to run the mass points on."
-)
+@scheduler_option("the mass points and the look-elsewhere toys")
 @click.option("--no-resume", is_flag=True, help="Recompute every mass point, even those of an interrupted scan.")
 @quiet_option
 def scan(config_path, settings, output, workers, scheduler, no_resume, quiet):
@@ -422,8 +468,10 @@ def scan(config_path, settings, output, workers, scheduler, no_resume, quiet):
 def _run_scan(config, *, output=None, workers=None, scheduler=None, resume=True, quiet=False):
     import numpy as np
 
+    from ._parallel import dask_scheduler
     from .scan import run_scan
 
+    scheduler = dask_scheduler(config, scheduler)
     summary = run_scan(
         config, output_dir=output, workers=workers, scheduler=scheduler, resume=resume, progress=not quiet
     )
@@ -556,8 +604,9 @@ def _run_exclusion(config, *, output=None, scan_table=None, quiet=False):
 )
 @click.option("--unblind", is_flag=True, help="Fit and show the data sample (sets unblind: true).")
 @workers_option
+@scheduler_option("simulate, kinfit, select scoring and the scan")
 @quiet_option
-def run(config_file, config_path, settings, quick, force, unblind, workers, quiet):
+def run(config_file, config_path, settings, quick, force, unblind, workers, scheduler, quiet):
     """Run the whole analysis: simulate, kinfit, select, shapes, scan, exclusion and the report.
 
     \b
@@ -573,6 +622,7 @@ def run(config_file, config_path, settings, quick, force, unblind, workers, quie
       bumphunt run --quick                              # the chain on a small analysis, ~1 minute
       bumphunt run --force scan                         # redo the scan (every mass point), the exclusion and the report
       bumphunt run my_ntuples.yaml --unblind            # your own samples, the data fitted
+      bumphunt run my.yaml --scheduler tcp://host:8786  # the heavy stages on a Dask cluster (docs/cluster.md)
 
     \b
     With a `samples` section (your own ntuples) the simulation is skipped and the chain runs
@@ -582,21 +632,18 @@ def run(config_file, config_path, settings, quick, force, unblind, workers, quie
         raise ConfigError(f"give the configuration once: {config_file} or -c {config_path}")
     config = _load_run_config(config_file or config_path, settings + (("unblind=true",) if unblind else ()), quick)
     with _holding(config["output_dir"]):
-        _run_chain(config, force=force, workers=workers, quiet=quiet)
+        _run_chain(config, force=force, workers=workers, scheduler=scheduler, quiet=quiet)
 
 
 def _load_run_config(config_path, settings, quick: bool) -> dict:
-    """The configuration of a run: ``--quick`` sets its reduced analysis first, ``--set`` wins."""
-    from importlib import resources
-
-    from .config import load_config, load_yaml
-
-    overrides = load_yaml(resources.files("bumphunt.data").joinpath("quick.yaml").read_text()) if quick else {}
-    return load_config(config_path, {**overrides, **_parse_overrides(settings)})
+    """The configuration of a run: ``--quick`` (``--analysis quick``) sets its reduced analysis
+    first, ``--set`` wins."""
+    return _load(config_path, settings, "quick" if quick else None)
 
 
-def _run_chain(config, *, force=None, workers=None, quiet=False) -> list[dict]:
-    """Run every stage of the chain that is not up to date; returns what each did."""
+def _run_chain(config, *, force=None, workers=None, scheduler=None, quiet=False) -> list[dict]:
+    """Run every stage of the chain that is not up to date; returns what each did. The heavy
+    stages run on the Dask cluster at ``scheduler`` (or the configuration's ``dask.scheduler``)."""
     import time
 
     from . import pipeline
@@ -606,11 +653,13 @@ def _run_chain(config, *, force=None, workers=None, quiet=False) -> list[dict]:
     layout = OutputLayout.from_config(config)
     forced = set(_CHAIN[_CHAIN.index(force) :]) if force not in (None, "all") else set(_CHAIN) if force else set()
     runners = {
-        "simulation": lambda: _run_simulation(config, workers=workers, quiet=quiet),
-        "kinfit": lambda: _run_kinfit(config, quiet=quiet),
-        "select": lambda: _run_select(config, quiet=quiet),
+        "simulation": lambda: _run_simulation(config, workers=workers, scheduler=scheduler, quiet=quiet),
+        "kinfit": lambda: _run_kinfit(config, scheduler=scheduler, quiet=quiet),
+        "select": lambda: _run_select(config, scheduler=scheduler, quiet=quiet),
         "shapes": lambda: _run_shapes(config, quiet=quiet),
-        "scan": lambda: _run_scan(config, workers=workers, resume="scan" not in forced, quiet=quiet),
+        "scan": lambda: _run_scan(
+            config, workers=workers, scheduler=scheduler, resume="scan" not in forced, quiet=quiet
+        ),
         "exclusion": lambda: _run_exclusion(config, quiet=quiet),
         "report": lambda: _run_report(config, stages=done),
     }
@@ -698,10 +747,11 @@ def config_show(config_path, settings):
     Examples:
       bumphunt config show > my.yaml                    # start your own analysis
       bumphunt config show -c my.yaml --set seed=7      # as the stages will read it
+      bumphunt config show --analysis run1              # the bundled Run-1 analysis
     """
     from .config import default_config_text
 
-    if config_path is None and not settings:
+    if config_path is None and not settings and _ANALYSIS not in click.get_current_context().meta:
         click.echo(default_config_text(), nl=False)
         return
     import yaml

@@ -63,6 +63,23 @@ def default_config_text() -> str:
     return resources.files("bumphunt.data").joinpath(DEFAULT_CONFIG_NAME).read_text()
 
 
+#: The analyses bundled with bumphunt beside the default one: dotted keys set over a
+#: configuration (``bumphunt run --analysis NAME``), by name.
+BUNDLED_ANALYSES = {
+    "quick": "the chain reduced to a smoke test (about a minute on two cores)",
+    "run1": "Belle II Run 1: 362 fb^-1, the expected sensitivity",
+}
+
+
+def bundled_analysis(name: str | None) -> dict[str, Any]:
+    """The dotted keys of the bundled analysis ``name`` (:data:`BUNDLED_ANALYSES`; none for None)."""
+    if name is None:
+        return {}
+    if name not in BUNDLED_ANALYSES:
+        raise ConfigError(f"no bundled analysis {name!r}; choose from {', '.join(BUNDLED_ANALYSES)}")
+    return load_yaml(resources.files("bumphunt.data").joinpath(f"{name}.yaml").read_text()) or {}
+
+
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> dict:
     """Read, override and validate an analysis configuration.
 

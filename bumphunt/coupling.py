@@ -28,6 +28,14 @@ from . import physics
 
 #: The status of a limit whose crossing lies where the efficiency is unknown.
 REACH = "beyond the simulated lifetime reach"
+#: The statuses of a limit that is quoted (a finite ``coupling``); every other status says why not.
+QUOTED = ("ok", "island")
+#: The status where N(g) < N_UL at every coupling whose efficiency is known.
+NOT_EXCLUDED = "no coupling excluded"
+#: The status where the efficiency is unknown at every coupling searched.
+NO_EFFICIENCY = "no efficiency at any coupling"
+#: The status where N_UL is NaN or not positive.
+NO_LIMIT = "no limit"
 #: The couplings searched for crossings (GeV^-1) and the grid's points per decade.
 COUPLING_RANGE = (1e-7, 1.0)
 POINTS_PER_DECADE = 30
@@ -61,9 +69,11 @@ class CouplingLimit:
         At ``coupling``: the efficiency, the proper decay length and the cross-section limit
         N_UL / (eps L).
     status : str
-        "ok"; "island" (an excluded interval closes); "no coupling excluded"; "beyond the
-        simulated lifetime reach" (the efficiency is unknown where the crossing would be);
-        "no limit" (N_UL is NaN).
+        "ok"; "island" (an excluded interval closes); otherwise why ``coupling`` is NaN or not
+        the limit: "no coupling excluded" (N < N_UL wherever the efficiency is known, e.g.
+        ALPs that decay beyond the detector); "beyond the simulated lifetime reach" (the
+        efficiency is unknown where the crossing would be); "no efficiency at any coupling";
+        "no limit" (N_UL is NaN); "excluded down to ... the smallest coupling searched".
     """
 
     coupling: float
@@ -99,7 +109,7 @@ def coupling_limit(events_limit: float, mass: float, luminosity: float, sqrt_s: 
     """
     nan = math.nan
     if not math.isfinite(events_limit) or events_limit <= 0:
-        return CouplingLimit(nan, [], nan, nan, nan, "no limit")
+        return CouplingLimit(nan, [], nan, nan, nan, NO_LIMIT)
     low, high = coupling_range
     grid = np.geomspace(low, high, int(round(math.log10(high / low) * POINTS_PER_DECADE)) + 1)
     excess = expected_signal(grid, mass, luminosity, sqrt_s, efficiency) - events_limit
@@ -129,12 +139,14 @@ def coupling_limit(events_limit: float, mass: float, luminosity: float, sqrt_s: 
     if start is not None:
         excluded.append((start, math.inf))
     if not excluded:
-        status = REACH if unknown_at_crossing or not known.any() else "no coupling excluded"
+        status = NO_EFFICIENCY if not known.any() else REACH if unknown_at_crossing else NOT_EXCLUDED
         return CouplingLimit(nan, [], nan, nan, nan, status)
     g_limit = excluded[0][0]
     ctau = float(physics.alp_ctau(mass, g_limit))
     eps = float(np.asarray(efficiency(np.array([ctau])))[0])
     status = "island" if any(math.isfinite(high) for _, high in excluded) else "ok"
+    if g_limit == grid[0]:
+        status = f"excluded down to {low:g} GeV^-1, the smallest coupling searched"
     if unknown_at_crossing:
         status = REACH
     return CouplingLimit(g_limit, excluded, eps, ctau, cross_section_limit(events_limit, eps, luminosity), status)

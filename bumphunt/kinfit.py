@@ -18,7 +18,9 @@ dtypes. Events that cannot be fitted get a :class:`FitStatus` code and NaN outpu
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import functools
 import os
 import time
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ import numpy as np
 
 from ._io import writable_folder
 from ._jit import jit, jit_parallel, prange
+from ._parallel import call, check_worker_access, dask_scheduler, executor, ordered_map
 from ._progress import progress_bar
 from ._version import __version__
 from .errors import NtupleError
@@ -616,6 +619,7 @@ def run_kinfit(
     inputs: list[str | Path] | None = None,
     output: str | Path | None = None,
     *,
+    scheduler: str | None = None,
     progress: bool = True,
 ) -> list[KinfitSummary]:
     """The kinematic-fit stage of an analysis.
@@ -629,17 +633,60 @@ def run_kinfit(
     output : path, optional
         With one input, a ``.root`` file or a directory; with several, a directory.
         Default ``<output_dir>/kinfit``; outputs keep the input file names.
+    scheduler : str, optional
+        Address of a Dask scheduler (``tcp://host:8786``), the configuration's ``dask.scheduler``
+        by default: each file is then fitted by a worker of its cluster, which reads the input
+        and writes the output, on a filesystem shared with this machine. Every way gives the
+        same ntuples.
 
     Raises
     ------
     NtupleError
         No input found, or an input is unusable.
     BumphuntError
-        The output folder cannot be written (checked before any fit).
+        The output folder cannot be written (checked before any fit), the scheduler cannot be
+        reached, or a worker cannot read an input or write the output folder.
     """
     layout = OutputLayout.from_config(config)
+    scheduler = dask_scheduler(config, scheduler)
     if inputs is None and user_samples(config):
-        return _kinfit_samples(config, layout, output, progress)
+        fits = _sample_fits(config, layout, output, absolute=scheduler is not None)
+    else:
+        fits = _ntuple_fits(config, layout, inputs, output, absolute=scheduler is not None)
+    return _fit_files(fits, scheduler, progress)
+
+
+@dataclass(frozen=True)
+class _FileFit:
+    """The fit of one output file, run here or by a Dask worker: ``fit(progress=...)`` writes it."""
+
+    fit: functools.partial
+    reads: tuple[Path, ...]
+    output: Path
+
+
+def _fit_files(fits: list[_FileFit], scheduler: str | None, progress: bool) -> list[KinfitSummary]:
+    """Run the fits one after the other here (the fit's threads share the events of a file), or
+    each by a worker of the Dask cluster at ``scheduler`` after checking that every worker can
+    read the inputs and write the outputs."""
+    if scheduler is None:
+        return [file_fit.fit(progress=progress) for file_fit in fits]
+    summaries = []
+    with executor(1, scheduler) as pool:
+        check_worker_access(pool, read=[path for file_fit in fits for path in file_fit.reads],
+                            write=sorted({file_fit.output.parent for file_fit in fits}))  # fmt: skip
+        tasks = [functools.partial(file_fit.fit, progress=False) for file_fit in fits]
+        with progress_bar(progress) as bar:
+            advance = bar.add("kinfit files on the cluster", len(tasks))
+            for summary in ordered_map(pool, call, tasks, max_in_flight=max(len(tasks), 1)):
+                summaries.append(summary)
+                advance(1)
+    return summaries
+
+
+def _ntuple_fits(config: dict, layout: OutputLayout, inputs, output, *, absolute: bool) -> list[_FileFit]:
+    """The fits of ntuples in bumphunt's format (the simulated ones by default); paths from the
+    filesystem's root with ``absolute`` (for the workers of a cluster)."""
     if inputs is None:
         inputs = layout.existing_ntuples("simulation", SAMPLES)
         if not inputs:
@@ -650,23 +697,20 @@ def run_kinfit(
         raise NtupleError(f"{output}: several inputs need an output directory, not a file")
     outputs = [output] if output.suffix == ".root" else [output / p.name for p in inputs]
     writable_folder(output.parent if output.suffix == ".root" else output)
+    if absolute:
+        inputs, outputs = [p.absolute() for p in inputs], [p.absolute() for p in outputs]
     beam = Beams.from_config(config).four_momentum
     settings = config["kinfit"]
+    options = dict(step_size=settings["chunk_size"], max_iterations=settings["max_iterations"])
     return [
-        kinfit_ntuple(
-            source,
-            target,
-            beam,
-            step_size=settings["chunk_size"],
-            max_iterations=settings["max_iterations"],
-            progress=progress,
-        )
+        _FileFit(functools.partial(kinfit_ntuple, source, target, beam, **options), (source,), target)
         for source, target in zip(inputs, outputs)
     ]
 
 
-def _kinfit_samples(config: dict, layout: OutputLayout, output, progress: bool) -> list[KinfitSummary]:
-    """The kinematic fit of every sample of the configuration's ``samples`` section."""
+def _sample_fits(config: dict, layout: OutputLayout, output, *, absolute: bool) -> list[_FileFit]:
+    """The fits of every sample of the configuration's ``samples`` section; with ``absolute``
+    the samples' files from the filesystem's root (for the workers of a cluster)."""
     output = Path(output) if output is not None else layout.kinfit_dir
     if output.suffix == ".root":
         raise NtupleError(f"{output}: the samples of an analysis need an output directory, not a file")
@@ -675,15 +719,25 @@ def _kinfit_samples(config: dict, layout: OutputLayout, output, progress: bool) 
     for sample in samples.values():
         sample.paths()  # every glob matches before any fit
     settings = config["kinfit"]
-    options = dict(step_size=settings["chunk_size"], max_iterations=settings["max_iterations"], progress=progress)
-    summaries = []
+    options = dict(step_size=settings["chunk_size"], max_iterations=settings["max_iterations"])
+    fits = []
     for sample in samples.values():
         target = output / f"{sample.name}.root"
-        if sample.format == "candidates":
-            summaries.append(kinfit_sample(sample, config, target, **options))
-            continue
+        if absolute:
+            sample, target = _from_root(sample), target.absolute()
         paths = sample.paths()
+        reads = (*paths, *([Path(sample.beam_table)] if sample.beam_table else []))
+        if sample.format == "candidates":
+            fits.append(_FileFit(functools.partial(kinfit_sample, sample, config, target, **options), reads, target))
+            continue
         if len(paths) != 1:
             raise NtupleError(f"{sample.key}.files: a sample in bumphunt's format is one ntuple, found {len(paths)}")
-        summaries.append(kinfit_ntuple(paths[0], target, Beams.from_config(config).four_momentum, **options))
-    return summaries
+        beam = Beams.from_config(config).four_momentum
+        fits.append(_FileFit(functools.partial(kinfit_ntuple, paths[0], target, beam, **options), reads, target))
+    return fits
+
+
+def _from_root(sample: Sample) -> Sample:
+    """``sample`` with its files (globs expanded) and beam table named from the filesystem's root."""
+    beam_table = str(Path(sample.beam_table).absolute()) if sample.beam_table else None
+    return dataclasses.replace(sample, files=tuple(str(p.absolute()) for p in sample.paths()), beam_table=beam_table)

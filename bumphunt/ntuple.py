@@ -403,7 +403,12 @@ def _checked_branches(path, ttree, branches: Sequence[str] | None) -> list[str]:
 
 
 def read_ntuple(
-    path: str | Path, branches: Sequence[str] | None = None, *, tree: str = TREE_NAME, friends: Sequence = ()
+    path: str | Path,
+    branches: Sequence[str] | None = None,
+    *,
+    tree: str = TREE_NAME,
+    friends: Sequence = (),
+    luminosity: float | None = None,
 ) -> dict[str, np.ndarray]:
     """Read branches of a tree into numpy arrays.
 
@@ -419,6 +424,9 @@ def read_ntuple(
         that ``path`` lacks is read from the first friend holding it, then from the ntuple
         ``path`` extends (:func:`base_ntuple`: the kinematic fit's output extends the
         simulated events). A friend made from another version of ``path`` is an error.
+    luminosity : float, optional
+        Integrated luminosity (pb^-1) the ``weight`` branch is brought to
+        (:func:`luminosity_scale`); as stored when None.
 
     Raises
     ------
@@ -429,8 +437,10 @@ def read_ntuple(
     extends = _extends(path)
     if friends or extends[0] is not None:
         parts = _friend_parts(path, branches, friends, tree, extends)
-        return {name: array for part, names in parts for name, array in _read_own(part, names, tree).items()}
-    return _read_own(path, branches, tree)
+        values = {name: array for part, names in parts for name, array in _read_own(part, names, tree).items()}
+    else:
+        values = _read_own(path, branches, tree)
+    return _at_luminosity(values, path, luminosity)
 
 
 def _read_own(path, branches, tree) -> dict[str, np.ndarray]:
@@ -448,39 +458,85 @@ def iterate_ntuple(
     step_size: int | str = 200_000,
     tree: str = TREE_NAME,
     friends: Sequence = (),
+    luminosity: float | None = None,
 ) -> Iterator[dict[str, np.ndarray]]:
     """Read a tree in chunks of ``step_size`` entries (or bytes, e.g. ``"100 MB"``), bounded memory.
 
     Raises the same errors as :func:`read_ntuple`: when called for a missing or truncated
-    file, tree or branch, when iterated for corrupted data. ``friends`` as in
-    :func:`read_ntuple` (``step_size`` then counts entries).
+    file, tree or branch, when iterated for corrupted data. ``friends`` and ``luminosity`` as
+    in :func:`read_ntuple` (``step_size`` then counts entries).
     """
+    scale = 1.0 if luminosity is None else luminosity_scale(path, luminosity)
     extends = _extends(path)
     if friends or extends[0] is not None:
         if not isinstance(step_size, int):
             raise ValueError("reading with friend ntuples needs a step size in entries")
         parts = _friend_parts(path, branches, friends, tree, extends)
-        return _iterate_together(parts, tree, step_size)
-    wanted = _own_branches(path, branches, tree)
-    return _iterate(path, tree, wanted, step_size)
+        chunks = _iterate_together(parts, tree, step_size)
+    else:
+        chunks = _iterate(path, tree, _own_branches(path, branches, tree), step_size)
+    return chunks if scale == 1.0 else (_scaled(chunk, scale) for chunk in chunks)
 
 
 def read_selected(
-    path: str | Path, branches: Sequence[str], selection: str = "", *, friends: Sequence = (), step_size: int = 500_000
+    path: str | Path,
+    branches: Sequence[str],
+    selection: str = "",
+    *,
+    friends: Sequence = (),
+    step_size: int = 500_000,
+    luminosity: float | None = None,
 ) -> dict[str, np.ndarray]:
     """``branches`` of the events passing the cut ``selection`` (:mod:`bumphunt.cuts`), read in
     chunks of ``step_size`` entries so that only the passing events are held in memory.
 
-    Raises the errors of :func:`read_ntuple`; ``friends`` as there. A tree without entries
-    gives empty one-dimensional arrays.
+    Raises the errors of :func:`read_ntuple`; ``friends`` and ``luminosity`` as there. A tree
+    without entries gives empty one-dimensional arrays.
     """
     needed = sorted(set(branches) | branches_used(selection))
     pieces: dict[str, list[np.ndarray]] = {name: [] for name in branches}
-    for chunk in iterate_ntuple(path, needed, step_size=step_size, friends=friends):
+    for chunk in iterate_ntuple(path, needed, step_size=step_size, friends=friends, luminosity=luminosity):
         keep = evaluate_cut(selection, chunk, len(chunk[needed[0]]))
         for name in branches:
             pieces[name].append(chunk[name][keep])
     return {name: np.concatenate(parts) if parts else np.empty(0) for name, parts in pieces.items()}
+
+
+def luminosity_scale(path: str | Path, luminosity: float) -> float:
+    """The factor that brings the ``weight`` branch of ``path`` to ``luminosity`` (pb^-1).
+
+    Weights are expected events at the luminosity the ntuple was written at (its metadata's
+    ``luminosity_pb_inv``), so a luminosity change needs no new simulation; a data ntuple
+    (``role: data``) keeps its weights.
+
+    Raises
+    ------
+    NtupleError
+        The ntuple records no luminosity (not written by bumphunt), or ``luminosity`` is not > 0.
+    """
+    if not luminosity > 0.0:
+        raise NtupleError(f"{path}: weights cannot be brought to a luminosity of {luminosity} pb^-1 (must be > 0)")
+    metadata = read_metadata(path)
+    if metadata.get("role") == "data":
+        return 1.0
+    written = metadata.get("luminosity_pb_inv")
+    if not isinstance(written, (int, float)) or not written > 0.0:
+        raise NtupleError(
+            f"{path}: its metadata give no luminosity_pb_inv, so its weights cannot be brought to {luminosity} pb^-1"
+        )
+    return float(luminosity) / float(written)
+
+
+def _at_luminosity(values: dict[str, np.ndarray], path, luminosity: float | None) -> dict[str, np.ndarray]:
+    if luminosity is None or "weight" not in values:
+        return values
+    return _scaled(values, luminosity_scale(path, luminosity))
+
+
+def _scaled(values: dict[str, np.ndarray], scale: float) -> dict[str, np.ndarray]:
+    if scale == 1.0 or "weight" not in values:
+        return values
+    return {**values, "weight": values["weight"] * scale}
 
 
 def _iterate_together(parts, tree, step_size):

@@ -86,9 +86,10 @@ class Stage:
 
 #: The chain of ``bumphunt run``, in order; each stage reads the outputs of the ones before.
 CHAIN = (
-    Stage("simulation", "bumphunt.simulation.stage",
-          ("seed", "luminosity", "beam", "detector", "preselection", "simulation")),
-    Stage("kinfit", "bumphunt.kinfit", ("beam", "kinfit", "samples", "luminosity", "simulation.signal.coupling")),
+    # the luminosity is applied where weights are read (bumphunt.ntuple.luminosity_scale): a change
+    # of it reruns the selection and what follows, never the simulation or the kinematic fit
+    Stage("simulation", "bumphunt.simulation.stage", ("seed", "beam", "detector", "preselection", "simulation")),
+    Stage("kinfit", "bumphunt.kinfit", ("beam", "kinfit", "samples", "simulation.signal.coupling")),
     Stage("select", "bumphunt.select.stage",
           ("seed", "luminosity", "beam", "select", "scan.start", "scan.stop", "samples")),
     Stage("shapes", "bumphunt.shapes.stage", ("beam", "shapes", "samples")),
@@ -96,10 +97,16 @@ CHAIN = (
           ("seed", "luminosity", "beam", "scan", "shapes.selection", "shapes.mass_variable", "systematics",
            "samples", "unblind")),
     Stage("exclusion", "bumphunt.exclusion.stage", ("luminosity", "beam", "scan.shapes", "exclusion"),
-          ("belle2_2020_alp_gagg_limit.csv",)),
+          ("belle2_2020_alp_gagg_limit.csv", "besiii_2022_jpsi_gamma_a.csv", "lep_gammagammagamma.csv")),
     Stage("report", "bumphunt.report", ("*",), ("belle2_2020_alp_gagg_limit.csv",)),
 )  # fmt: skip
 STAGE_NAMES = tuple(stage.name for stage in CHAIN)
+#: ``bumphunt count``, beside the chain: it reads the kinematic fit and the selection.
+COUNT = Stage(
+    "count",
+    "bumphunt.count.stage",
+    ("seed", "luminosity", "beam", "count", "shapes.selection", "shapes.mass_variable", "samples"),
+)
 
 
 def stage_by_name(name: str) -> Stage:
@@ -152,7 +159,7 @@ def fingerprint(stage: Stage | str, config: Mapping, layout: OutputLayout | None
 def settings_of(stage: Stage, config: Mapping) -> dict:
     """The values of the configuration keys ``stage`` reads, by dotted key."""
     if stage.settings == ("*",):
-        return {key: value for key, value in config.items() if key != "output_dir"}
+        return {key: value for key, value in config.items() if key not in WHERE_NOT_WHAT}
     values = {}
     for key in stage.settings:
         node = config
@@ -160,6 +167,78 @@ def settings_of(stage: Stage, config: Mapping) -> dict:
             node = node.get(part) if isinstance(node, Mapping) else None  # keys added since: None
         values[key] = node
     return values
+
+
+def refuse_disagreement(stage: Stage | str, config: Mapping, layout: OutputLayout | None = None) -> None:
+    """Stop before ``stage`` runs on the outputs of earlier stages made with other settings.
+
+    Every earlier stage of the chain (for :data:`COUNT`, those it reads) with a record in
+    ``layout`` is compared on the keys it shares with ``stage`` (``luminosity`` with
+    ``scan``, say; not :data:`STAGE_OWN_KEYS`): a value recorded there that differs from
+    ``config`` is a one-line :class:`~bumphunt.errors.BumphuntError` naming the stage, the key
+    and both values. ``bumphunt run`` reruns the earlier stage instead.
+    """
+    stage = stage if isinstance(stage, Stage) else stage_by_name(stage)
+    layout = layout or OutputLayout.from_config(config)
+    upstream = CHAIN[: STAGE_NAMES.index(stage.name if stage.name in STAGE_NAMES else "scan")]
+    for earlier in upstream:
+        recorded = ((read_record(earlier, layout) or {}).get("parts") or {}).get("settings")
+        if not isinstance(recorded, Mapping):
+            continue
+        for key in _shared_keys(earlier, stage):
+            before, now = _value_at(recorded, key), _value_at(config, key)
+            if before is _ABSENT or before == now:
+                continue
+            if isinstance(before, Mapping) and isinstance(now, Mapping):
+                leaf = _changed_keys(before, now)[0]  # name the value that differs, not its section
+                key, before, now = f"{key}.{leaf}", _value_at(before, leaf), _value_at(now, leaf)
+            raise BumphuntError(
+                f"{layout.stage_dir(earlier.name)} was made with {key} = {_short(before)}, this {stage.name} has "
+                f"{_short(now)}: run `bumphunt run` with it (stages whose settings changed rerun) or set it back"
+            )
+
+
+#: Keys that say where an analysis runs or writes, never what it computes: in no fingerprint.
+WHERE_NOT_WHAT = ("output_dir", "dask")
+#: Keys two stages may hold different values of: each stage draws its own random numbers from
+#: the seed, and a selection trained over one mass range serves a scan of part of it.
+STAGE_OWN_KEYS = ("seed", "scan.start", "scan.stop")
+#: A key the record does not hold (added since): nothing to compare.
+_ABSENT = object()
+
+
+def _shared_keys(earlier: Stage, stage: Stage) -> list[str]:
+    """The dotted keys both stages read, the more specific of two nested ones (``scan.start``
+    of ``scan``); every key of ``earlier`` for a stage that reads the whole configuration."""
+    if stage.settings == ("*",):
+        return list(earlier.settings)
+    shared = []
+    for mine in earlier.settings:
+        for theirs in stage.settings:
+            if mine == theirs or mine.startswith(theirs + "."):
+                shared.append(mine)
+            elif theirs.startswith(mine + "."):
+                shared.append(theirs)
+    return sorted(set(shared) - set(STAGE_OWN_KEYS))
+
+
+def _value_at(settings: Mapping, key: str):
+    """The value of a dotted key in a configuration or a record's settings (whose keys may be dotted)."""
+    if key in settings:
+        return settings[key]
+    parts = key.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        head = ".".join(parts[:cut])
+        if head in settings:
+            return _value_at(settings[head], ".".join(parts[cut:])) if isinstance(settings[head], Mapping) else _ABSENT
+    return _ABSENT
+
+
+def _short(value) -> str:
+    if value is _ABSENT:
+        return "nothing"
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def code_identity(stage: Stage) -> dict:

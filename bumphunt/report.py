@@ -29,6 +29,7 @@ from .errors import BumphuntError
 from .layout import STAGE_DIRS, OutputLayout
 from .models.signal import ShapeModel
 from .ntuple import read_metadata
+from .pipeline import refuse_disagreement
 from .plotting import FOM_CURVES, plot_resolution, save_figure
 from .results import ScanResult, read_table
 from .samples import data_description, signal_sample
@@ -55,6 +56,11 @@ CAPTIONS = {
     "1) and by all of them (against statistics only), versus m_a.",
     "exclusion/coupling_exclusion.png": "Excluded g_agg versus m_a: observed (excluded above, shaded), expected "
     "with its bands, and the published Belle II 2020 limit.",
+    "exclusion/sensitivity.png": "Expected g_agg limits of this analysis (median, +-1 sigma green, +-2 sigma yellow; "
+    "the observed limit only once the scan fitted unblinded data) over the regions excluded (shaded) by Belle II "
+    "2020, e+e- -> gamma a (Phys. Rev. Lett. 125 (2020) 161806), BESIII, J/psi -> gamma a (Phys. Lett. B 838 (2023) "
+    "137698) and LEP e+e- -> gamma gamma gamma reinterpreted by Jaeckel and Spannowsky (Phys. Lett. B 753 (2016) "
+    "482), as digitised in the AxionLimits collection.",
     "exclusion/cross_section_limits.png": "Upper limit on sigma(e+e- -> gamma a) versus m_a, with the expected bands.",
     "exclusion/efficiency_map.png": "Signal efficiency versus m_a and the ALP's proper decay length c tau, from "
     "the lifetime reweighting.",
@@ -124,6 +130,7 @@ def write_report(
         A stage's file exists but cannot be read; the previous report is then left as it was.
     """
     layout = layout or OutputLayout.from_config(config)
+    refuse_disagreement("report", config, layout)
     writable_folder(layout.report_dir)
     figures = _Figures(layout)
     scan = _read_result(layout.scan_table_json)
@@ -339,7 +346,7 @@ def _exclusion_section(exclusion: dict | None, scan: ScanResult | None, layout: 
     ]
     parts += [
         figures.show(layout.exclusion_plot(name), f"exclusion/{name}.png")
-        for name in ("coupling_exclusion", "cross_section_limits", "efficiency_map")
+        for name in ("coupling_exclusion", "sensitivity", "cross_section_limits", "efficiency_map")
     ]
     masses = exclusion["mass"]
     if len(masses):

@@ -644,3 +644,39 @@ case(
     "draws axes that say so in their centre, no traceback",
     "no mass hypothesis",
 )
+case(
+    "stage-settings-disagree",
+    "a stage run on the outputs of an earlier one made with another value of a setting both read: "
+    "`bumphunt scan --set luminosity=362000` on a finished 445 pb^-1 analysis (ran on the old pseudo-data and "
+    "converted with the new luminosity before)",
+    "refuses before any work, naming the folder, the setting and both values",
+    "{folder} was made with {setting} = {before}, this {stage} has {now}: run `bumphunt run` with it (stages whose "
+    "settings changed rerun) or set it back",
+)
+case(
+    "weights-without-luminosity",
+    "weights read at a luminosity from an ntuple whose metadata give none (not written by bumphunt)",
+    "refuses: its weights cannot be brought to the analysis' luminosity",
+    "{path}: its metadata give no luminosity_pb_inv, so its weights cannot be brought to {luminosity} pb^-1",
+)
+case(
+    "histogram-bins-too-wide",
+    "histogram bins for pseudo-data or data wider than a third of the mass resolution "
+    "(`BackgroundModel.sample_histogram(seed, bins_per_sigma=1)`, `histogram_edges`)",
+    "refuses before drawing: such bins smear the peak the fits look for",
+    "histogram bins of sigma(m) / {bins_per_sigma} are too wide for the fits: use at least {minimum} bins per "
+    "resolution (default {default})",
+)
+case(
+    "histogram-every-candidate-outside",
+    "data filled into the scan's histogram whose every candidate lies above sqrt(s) (masses in MeV)",
+    "refuses, suspecting the unit",
+    "every one of the {n} candidates lies outside the histogram's {low}-{high} GeV: masses in MeV? convert them to GeV",
+)
+case(
+    "existing-limit-no-reference",
+    "a published-limit CSV for `existing_limits(folder)` whose # lines name no journal reference",
+    "refuses, naming the file: a curve on the sensitivity figure must say where it was published",
+    "{path}: no journal reference (such as 'Phys. Lett. B 838 (2023) 137698') in its # lines; say where the "
+    "curve was published",
+)

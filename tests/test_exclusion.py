@@ -21,6 +21,7 @@ from bumphunt.results import read_table
 from bumphunt.scan import run_scan
 from bumphunt.shapes import run_shapes
 from bumphunt.simulation import run_simulation
+from bumphunt.simulation.stage import long_lived_couplings
 
 from .bad_inputs import pattern
 from .helpers import small_config
@@ -61,7 +62,7 @@ def test_table_and_figures(excluded):
     header = summary.table_csv.read_text().splitlines()[0].split(",")
     assert header == list(COLUMNS)
     assert {p.name for p in summary.plots} == {"cross_section_limits.png", "coupling_exclusion.png",
-                                               "efficiency_map.png"}  # fmt: skip
+                                               "efficiency_map.png", "sensitivity.png"}  # fmt: skip
     assert all(p.stat().st_size > 10_000 for p in summary.plots)
     result = summary.result
     assert len(result) == len(scan.result)
@@ -103,7 +104,7 @@ def test_limits_are_self_consistent_and_shared_with_the_scan_table(excluded):
 
 
 def test_lifetime_map_covers_the_generated_masses(excluded):
-    _, model, _, _ = excluded
+    config, model, _, _ = excluded
     lifetime = model.lifetime
     assert len(lifetime.masses) >= 10
     # at the generated lifetime the efficiency is the generated one, exactly
@@ -117,8 +118,10 @@ def test_lifetime_map_covers_the_generated_masses(excluded):
         column = np.argmin(np.abs(lifetime.relative_lifetimes - k))
         pulls = (lifetime.ratio[prompt, column] - 1) / lifetime.error[prompt, column]
         assert np.all(np.abs(pulls) < 4), k
-    # the long-lived ALPs (g = 4e-4: 6.25 times the lifetime) carry the reach to 1.8 times theirs
-    top = 1.8 * 6.25
+    # the long-lived ALPs (the smallest coupling g_min: (g / g_min)^2 times the lifetime) carry
+    # the reach to 1.8 times theirs
+    smallest = min(long_lived_couplings(config))
+    top = 1.8 * (config["simulation"]["signal"]["coupling"] / smallest) ** 2
     assert lifetime.relative_lifetimes.max() == pytest.approx(top)
     assert np.isfinite(lifetime(lifetime.masses, 0.99 * top * lifetime.ctau_generated)).all()
     assert np.isnan(lifetime(lifetime.masses, 1.01 * top * lifetime.ctau_generated)).all()

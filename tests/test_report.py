@@ -193,7 +193,7 @@ def test_every_figure_is_embedded_once_with_a_caption(analysis):
     page = _Page(path.read_text())
     pngs = sorted(p for p in layout.root.rglob("*.png") if layout.report_dir not in p.parents)
     pngs.append(layout.resolution_plot)
-    assert len(pngs) == 10  # no efficiency map: the synthetic signal model has no lifetime map
+    assert len(pngs) == 11  # no efficiency map: the synthetic signal model has no lifetime map
     embedded = {figure["src"]: figure for figure in page.figures}
     assert len(embedded) == len(page.figures) == len(pngs)
     for png in pngs:

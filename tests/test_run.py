@@ -27,7 +27,7 @@ PLOTS = (
     "simulation/composition.png", "select/fom.png", "select/training.png", "select/scores.png",
     "shapes/shape_parameters.png", "scan/upper_limits.png", "scan/local_significance.png", "scan/best_fit.png",
     "scan/systematics_impact.png", "exclusion/coupling_exclusion.png", "exclusion/cross_section_limits.png",
-    "exclusion/efficiency_map.png", "report/resolution.png",
+    "exclusion/efficiency_map.png", "exclusion/sensitivity.png", "report/resolution.png",
 )  # fmt: skip
 
 

@@ -32,6 +32,7 @@ from ..cuts import branches_used
 from ..errors import BumphuntError, NtupleError
 from ..kinematics import Beams
 from ..layout import OutputLayout
+from ..pipeline import COUNT, refuse_disagreement
 from ..plotting import plot_brazil, plot_local_significance, save_figure
 from ..results import ScanResult, write_table
 from ..samples import sample_names, signal_sample
@@ -151,10 +152,11 @@ def run_count(config: dict, output_dir=None, *, progress: bool = True) -> CountS
     started = time.perf_counter()
     settings = config["count"]
     layout = OutputLayout.from_config(config).with_stage_dir("count", output_dir)
+    refuse_disagreement(COUNT, config, layout)
     writable_folder(layout.count_dir)
     signal = _signal_in_range(config, layout)
     background = background_events(layout, config["shapes"]["selection"], config["shapes"]["mass_variable"],
-                                   sample_names(config, "background"))  # fmt: skip
+                                   sample_names(config, "background"), luminosity=config["luminosity"])  # fmt: skip
     placed = [sample for sample in signal if len(sample.truth)]
     windows = [signal_window(sample.truth, settings["signal_fraction"]) for sample in placed]
     in_windows = [background.in_window(low, high) for low, high in windows]

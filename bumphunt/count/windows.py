@@ -44,10 +44,12 @@ class Events:
     weights: np.ndarray
 
     @classmethod
-    def read(cls, path, selection: str, mass_variable: str, *, friends=(), weighted: bool = True) -> Events:
-        """The events of an ntuple passing ``selection``; weights of 1 when not ``weighted``."""
+    def read(cls, path, selection: str, mass_variable: str, *, friends=(), weighted: bool = True,
+             luminosity: float | None = None) -> Events:  # fmt: skip
+        """The events of an ntuple passing ``selection``; weights at ``luminosity`` (pb^-1; as
+        stored when None), or of 1 when not ``weighted``."""
         branches = [mass_variable, "weight"] if weighted else [mass_variable]
-        events = read_selected(path, branches, selection, friends=friends)
+        events = read_selected(path, branches, selection, friends=friends, luminosity=luminosity if weighted else None)
         masses = np.asarray(events[mass_variable], dtype=np.float64)
         masses = masses if masses.ndim == 2 else masses.reshape(-1, 1)
         weights = np.asarray(events["weight"], dtype=np.float64) if weighted else np.ones(len(masses))
@@ -108,13 +110,20 @@ def signal_masses(path, selection: str, mass_variable: str, *, friends=()) -> li
 
 
 def background_events(layout: OutputLayout, selection: str, mass_variable: str,
-                      backgrounds=BACKGROUND_SAMPLES) -> Events:  # fmt: skip
-    """The selected events of the ``backgrounds`` samples after the kinematic fit, weighted to the luminosity."""
+                      backgrounds=BACKGROUND_SAMPLES, *, luminosity: float | None = None) -> Events:  # fmt: skip
+    """The selected events of the ``backgrounds`` samples after the kinematic fit, weighted to
+    ``luminosity`` (pb^-1; as stored when None)."""
     paths = layout.existing_ntuples("kinfit", backgrounds)
     if not paths:
         raise NtupleError(f"{layout.kinfit_dir}: no background ntuples after the kinematic fit (run `bumphunt kinfit`)")
     parts = [
-        Events.read(path, selection, mass_variable, friends=layout.friends(path.stem, branches_used(selection)))
+        Events.read(
+            path,
+            selection,
+            mass_variable,
+            friends=layout.friends(path.stem, branches_used(selection)),
+            luminosity=luminosity,
+        )
         for path in paths
     ]
     return Events.concatenate(parts)

@@ -7,7 +7,8 @@ efficiency of the signal model, reweighted to the lifetime of each coupling
 (:mod:`bumphunt.models.lifetime`): the selection, kinematic fit and signal window are those
 the shape stage counted. Writes ``exclusion.csv`` / ``.json`` and the figures (cross-section
 limits with bands, the g_agg exclusion next to the published Belle II 2020 curve, the
-efficiency map) where :class:`~bumphunt.layout.OutputLayout` says.
+sensitivity against every published limit (:func:`~bumphunt.exclusion.plots.plot_sensitivity`),
+the efficiency map) where :class:`~bumphunt.layout.OutputLayout` says.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ import numpy as np
 from .._io import atomic_write_text, writable_folder
 from .._progress import progress_bar
 from ..config import validate_settings
-from ..coupling import REACH, coupling_limit, prompt_coupling_limit, published_limit
+from ..coupling import QUOTED, coupling_limit, prompt_coupling_limit, published_limit
 from ..errors import BumphuntError
 from ..kinematics import Beams
 from ..layout import OutputLayout
 from ..models.signal import ShapeModel
+from ..pipeline import refuse_disagreement
 from ..plotting import plot_coupling_exclusion, plot_cross_section_limits, plot_efficiency_map, save_figure
 from ..results import (
     EXCLUSION_COLUMNS,
@@ -39,6 +41,9 @@ from ..results import (
     read_table,
     rows_csv,
 )
+from ..samples import scan_data
+from .existing import existing_limits
+from .plots import save_sensitivity
 
 #: The limits converted, by the scan table's column and the suffix of the exclusion's columns
 #: (:data:`bumphunt.results.EXCLUSION_LIMITS`).
@@ -80,14 +85,14 @@ def exclusion_row(row: dict, model: ShapeModel, luminosity: float, sqrt_s: float
     if prompt:
         constant = efficiency
         efficiency = lambda ctau: np.full(np.shape(ctau), constant)  # noqa: E731
-    unreached = []
+    unquoted: dict[str, list[str]] = {}  # why a band has no limit -> the bands
     for column, suffix in LIMITS.items():
         limit = coupling_limit(float(row[column]), mass, luminosity, sqrt_s, efficiency)
         out[f"g_{suffix}"], out[f"xsec_{suffix}_pb"] = limit.coupling, limit.cross_section_pb
         if suffix == "obs":
             observed = limit
-        elif limit.status == REACH:
-            unreached.append(suffix)
+        elif limit.status not in QUOTED:
+            unquoted.setdefault(limit.status, []).append(suffix)
     out["efficiency_at_limit"], out["ctau_at_limit_cm"] = observed.efficiency, observed.ctau_cm
     out["efficiency_error_at_limit"] = (
         float(model.efficiency_error(mass, observed.ctau_cm if not prompt else None)) if observed.ctau_cm > 0 else nan
@@ -96,8 +101,8 @@ def exclusion_row(row: dict, model: ShapeModel, luminosity: float, sqrt_s: float
                                                 sqrt_s)  # fmt: skip
     out["excluded_obs"] = ";".join(f"{a:.6g}-{b:.6g}" for a, b in observed.excluded)
     out["status"] = observed.status + (" (prompt efficiency: no lifetime map)" if prompt else "")
-    if unreached:
-        out["status"] += f"; {', '.join(unreached)} {REACH}"
+    for reason, suffixes in unquoted.items():  # every band without a limit, with why
+        out["status"] += f"; {', '.join(suffixes)} {reason}"
     return {column: out[column] for column in COLUMNS}
 
 
@@ -119,6 +124,8 @@ def run_exclusion(
     """
     started = time.perf_counter()
     layout = OutputLayout.from_config(config).with_stage_dir("exclusion", output_dir)
+    if scan_table is None:
+        refuse_disagreement("exclusion", config, layout)
     table_path = Path(scan_table) if scan_table else layout.scan_table_json
     if not table_path.is_file():
         raise BumphuntError(f"no scan results at {table_path}: run `bumphunt scan` first")
@@ -149,6 +156,11 @@ def run_exclusion(
         plots.append(save_figure(plot_cross_section_limits(result), layout.exclusion_plot("cross_section_limits")))
         exclusion_plot = plot_coupling_exclusion(result, published[:2])
         plots.append(save_figure(exclusion_plot, layout.exclusion_plot("coupling_exclusion")))
+        # the observed limit only when the scan fitted data, not pseudo-data (blinded, or no data sample)
+        observed = scan_data(config, layout) != "pseudo" and not scan.settings.get("blinded", False)
+        sensitivity = save_sensitivity(result, layout.exclusion_plot("sensitivity"), existing=existing_limits(),
+                                       observed=observed)  # fmt: skip
+        plots += [sensitivity] if sensitivity is not None else []  # None: no mass has an expected limit
         if model.lifetime is not None:
             plots.append(save_figure(plot_efficiency_map(model), layout.exclusion_plot("efficiency_map")))
     return ExclusionSummary(result, table_csv, table_json, plots, time.perf_counter() - started)

@@ -8,7 +8,16 @@ spectrum of one's own). The statistics are :mod:`bumphunt.stats`.
 """
 
 from ..results import COLUMNS, ScanResult, read_table, table_csv, write_table
-from .data import BackgroundModel, SmoothBackground, Spectrum, pseudo_data, smooth_background, spectrum_from
+from .data import (
+    BackgroundModel,
+    SmoothBackground,
+    Spectrum,
+    candidates_histogram,
+    histogram_edges,
+    pseudo_data,
+    smooth_background,
+    spectrum_from,
+)
 from .grid import VETOES, scan_grid
 from .runner import window_shape
 from .stage import ScanSummary, run_scan, scan_spectrum
@@ -21,6 +30,8 @@ __all__ = [
     "ScanSummary",
     "SmoothBackground",
     "Spectrum",
+    "candidates_histogram",
+    "histogram_edges",
     "pseudo_data",
     "read_table",
     "run_scan",

@@ -9,6 +9,11 @@ CLs upper limits. The global significance of the largest excess follows Gross an
 (EPJC 70 (2010) 525), with the mean number of upcrossings counted on background-only
 pseudo-experiments.
 
+Pseudo-data, the toys and data ntuples are held as sorted candidate masses or, above
+2,000,000 candidates (``scan.data_binning``), as counts in a histogram of sigma(m)/50 bins
+drawn or read chunk by chunk, whose memory does not grow with the luminosity
+(:mod:`~bumphunt.scan.data`).
+
 Each mass point is written to its own file as soon as it is done, so an interrupted scan
 resumes where it stopped; mass points run in parallel over local processes, or on a Dask
 cluster given its scheduler address, with identical results.
@@ -26,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import stats
-from .._parallel import executor
+from .._parallel import dask_scheduler, executor
 from .._progress import progress_bar
 from ..config import load_config, validate_settings
 from ..coupling import limit_columns
@@ -35,7 +40,8 @@ from ..errors import BumphuntError, NtupleError
 from ..kinematics import Beams
 from ..layout import OutputLayout
 from ..models.signal import ShapeModel
-from ..ntuple import TREE_NAME
+from ..ntuple import TREE_NAME, num_entries
+from ..pipeline import refuse_disagreement
 from ..plotting import (
     mark_blinded,
     plot_brazil,
@@ -49,7 +55,20 @@ from ..samples import blinded, sample_names, scan_data, signal_sample
 from ..stats.lookelsewhere import GlobalSignificance, global_significance, upcrossings
 from ..stats.systematics import model_nuisances
 from ..systematics import Systematics
-from .data import BackgroundModel, Spectrum, candidates, check_bin_widths, check_units, spectrum_from, takes_branches
+from .data import (
+    BackgroundModel,
+    Spectrum,
+    candidates,
+    candidates_histogram,
+    check_bin_widths,
+    check_units,
+    checked_fill,
+    data_entries,
+    histogram_edges,
+    histogram_wanted,
+    spectrum_from,
+    takes_branches,
+)
 from .grid import scan_grid
 from .impacts import ImpactTable, impact_masses, impact_table
 from .runner import (
@@ -141,7 +160,7 @@ def _background_model(config: dict, layout: OutputLayout, model: ShapeModel) -> 
         return BackgroundModel(layout, selection, mass_variable, model.resolution, mode=settings["pseudo_data"],
                                smoothing=settings["background_smoothing"],
                                backgrounds=sample_names(config, "background"),
-                               signal_name=signal_sample(config))  # fmt: skip
+                               signal_name=signal_sample(config), luminosity=config["luminosity"])  # fmt: skip
     except NtupleError as error:
         if source == "pseudo":
             raise
@@ -149,6 +168,44 @@ def _background_model(config: dict, layout: OutputLayout, model: ShapeModel) -> 
             f"{settings['global_toys']} look-elsewhere toys need the background simulation in {layout.kinfit_dir} "
             f"({error}); simulate it, or set scan.global_toys=0 to count the upcrossings on the scan itself"
         ) from None
+
+
+def _analysis_data(config: dict, layout: OutputLayout, model: ShapeModel, background) -> tuple[Spectrum, int]:
+    """The spectrum the analysis scans and the candidates dropped for a NaN mass: pseudo-data
+    of ``background`` or the data ntuple ``scan.data``, as sorted candidates or, by
+    ``scan.data_binning``, as a histogram of sigma(m)/50 bins filled chunk by chunk."""
+    settings = config["scan"]
+    selection, mass_variable = _selection_of(model)
+    source = scan_data(config, layout)
+    if source == "pseudo":
+        inject = settings["inject"]
+        binned = histogram_wanted(settings["data_binning"], background.expected_candidates)
+        spectrum = background.draw(config["seed"], binned=binned, inject_mass=inject["mass"],
+                                   inject_events=inject["events"])  # fmt: skip
+        dropped = 0
+    else:
+        own = Path(source).parent == layout.kinfit_dir  # the data sample, with its selection friend
+        friends = layout.friends(Path(source).stem, branches_used(selection)) if own else ()
+        sqrt_s = Beams.from_config(config).sqrt_s
+        if histogram_wanted(settings["data_binning"], num_entries(source)):
+            edges = histogram_edges(model.resolution, sqrt_s)
+            fill = candidates_histogram(source, selection, mass_variable, edges, friends=friends)
+            spectrum, dropped = checked_fill(fill), fill.dropped
+        else:
+            x, dropped = candidates(source, selection, mass_variable, count_dropped=True, friends=friends)
+            spectrum = Spectrum(np.sort(x))
+        if spectrum.n_events > 0:
+            check_units(spectrum, sqrt_s, f"sqrt(s) = {sqrt_s:.4f} GeV")
+    if spectrum.n_events == 0:
+        raise BumphuntError("the scan data hold no candidates (check the data file and the selection)")
+    return spectrum, dropped
+
+
+def _spectrum_bytes(spectrum: Spectrum) -> tuple[bytes, ...]:
+    """What identifies the scanned data in the fingerprint: the candidates, or the histogram."""
+    if not spectrum.binned:
+        return (spectrum.x.tobytes(),)
+    return b"histogram", spectrum.edges.tobytes(), spectrum.weights.tobytes()
 
 
 def _with_conversion(row: dict, model: ShapeModel, luminosity: float | None, sqrt_s: float | None) -> dict:
@@ -185,14 +242,17 @@ def run_scan(
     workers : int, optional
         Local worker processes (default ``scan.workers``; 0 = one per core).
     scheduler : str, optional
-        Address of a Dask scheduler (``tcp://host:8786``); overrides ``workers``.
+        Address of a Dask scheduler (``tcp://host:8786``; default the configuration's
+        ``dask.scheduler``); overrides ``workers``.
     resume : bool
         Reuse finished mass points of an interrupted scan with the same inputs.
     """
     started = time.perf_counter()
     layout = OutputLayout.from_config(config).with_stage_dir("scan", output_dir)
+    refuse_disagreement("scan", config, layout)
     lock = lock_scan_folder(layout)
     try:
+        scheduler = dask_scheduler(config, scheduler)
         return _scan_analysis(config, layout, workers, scheduler, progress, resume, started)
     finally:
         lock.release()
@@ -208,27 +268,11 @@ def _scan_analysis(config, layout, workers, scheduler, progress, resume, started
         model, settings["start"], settings["stop"], settings["step_sigmas"], settings["veto_sigmas"],
         settings["step_gev"],
     )  # fmt: skip
-    selection, mass_variable = _selection_of(model)
     background = _background_model(config, layout, model)
-    dropped = 0
-    source = scan_data(config, layout)
-    if source == "pseudo":
-        inject = settings["inject"]
-        x = background.sample(config["seed"], inject_mass=inject["mass"], inject_events=inject["events"])
-    else:
-        own = Path(source).parent == layout.kinfit_dir  # the data sample, with its selection friend
-        friends = layout.friends(Path(source).stem, branches_used(selection)) if own else ()
-        x, dropped = candidates(source, selection, mass_variable, count_dropped=True, friends=friends)
-        x = np.sort(x)
-    if len(x) == 0:
-        raise BumphuntError("the scan data hold no candidates (check the data file and the selection)")
-    spectrum = Spectrum(x)
-    if source != "pseudo":
-        sqrt_s = Beams.from_config(config).sqrt_s
-        check_units(spectrum, sqrt_s, f"sqrt(s) = {sqrt_s:.4f} GeV")
+    spectrum, dropped = _analysis_data(config, layout, model, background)
     point_settings = {k: settings[k] for k in POINT_SETTINGS}
     point_settings["systematics"] = config["systematics"]["sources"]
-    key = fingerprint(point_settings, model_path.read_bytes(), x.tobytes(), *code_identity())
+    key = fingerprint(point_settings, model_path.read_bytes(), *_spectrum_bytes(spectrum), *code_identity())
     remove_stale_results(layout, key)
     points_dir = layout.scan_points_dir
     points_dir.mkdir(parents=True, exist_ok=True)
@@ -246,7 +290,8 @@ def _scan_analysis(config, layout, workers, scheduler, progress, resume, started
             for m in masses]  # fmt: skip
 
     def toy_spectrum(toy: int) -> Spectrum:
-        return Spectrum(background.sample(config["seed"] + 1000 + toy))
+        binned = histogram_wanted(settings["data_binning"], background.expected_candidates)
+        return background.draw(config["seed"] + 1000 + toy, binned=binned)
 
     significance = _look_elsewhere(rows, model, str(model_path), point_settings, settings, toy_spectrum, run)
     result = ScanResult.from_rows(
@@ -431,7 +476,7 @@ def scan_spectrum(
     masses, vetoed = scan_grid(  # refuses a range without a mass hypothesis, before the data are read
         model, start, stop, settings["step_sigmas"], settings["veto_sigmas"], settings["step_gev"]
     )
-    spectrum = _own_spectrum(data, model, tree, mass, selection)
+    spectrum = _own_spectrum(data, model, tree, mass, selection, settings)
     if spectrum.n_events == 0:
         raise BumphuntError("the data hold no candidates")
     if sqrt_s is not None:
@@ -452,9 +497,11 @@ def scan_spectrum(
     return ScanResult.from_rows(rows, global_significance=significance, vetoed=vetoed, settings=settings)
 
 
-def _own_spectrum(data, model: ShapeModel, tree: str | None, mass: str | None, selection: str | None) -> Spectrum:
+def _own_spectrum(data, model: ShapeModel, tree: str | None, mass: str | None, selection: str | None,
+                  settings: dict) -> Spectrum:  # fmt: skip
     """The :class:`Spectrum` of :func:`scan_spectrum`'s data: the signal model's mass variable
-    and selection unless ``mass`` (and ``selection``) say otherwise."""
+    and selection unless ``mass`` (and ``selection``) say otherwise; a histogram of
+    sigma(m)/50 bins up to sqrt(s) (or the last window) by ``settings["data_binning"]``."""
     given = [name for name, value in (("tree", tree), ("mass", mass), ("selection", selection)) if value is not None]
     if given and not takes_branches(data):
         raise BumphuntError(
@@ -465,4 +512,8 @@ def _own_spectrum(data, model: ShapeModel, tree: str | None, mass: str | None, s
     model_selection, model_mass = _selection_of(model)
     if mass is None:
         mass, selection = model_mass, model_selection if selection is None else selection
-    return spectrum_from(data, selection=selection or "", mass_variable=mass, tree=tree or TREE_NAME)
+    edges = None
+    if histogram_wanted(settings["data_binning"], data_entries(data, tree=tree or TREE_NAME)):
+        top = model.settings.get("sqrt_s") or window_shape(model, settings["stop"], settings).upper
+        edges = histogram_edges(model.resolution, top)
+    return spectrum_from(data, selection=selection or "", mass_variable=mass, tree=tree or TREE_NAME, edges=edges)

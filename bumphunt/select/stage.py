@@ -24,10 +24,12 @@ efficiency, nearly constant in mass, are left out); the background is the weight
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import logging
 import math
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from .._io import atomic_write_text, writable_folder, write_json
+from .._parallel import InlineExecutor, check_worker_access, dask_scheduler, executor, ordered_map
 from .._progress import progress_bar
 from ..cuts import branches_used, evaluate_cut
 from ..errors import BumphuntError, NtupleError
@@ -52,6 +55,7 @@ from ..ntuple import (
     read_selected,
     truth_matched_pairs,
 )
+from ..pipeline import refuse_disagreement
 from ..plotting import blind_mask, plot_data_mc, plot_fom, plot_score_distributions, plot_training, save_figure
 from ..samples import analysis_samples, blinded, data_sample, sample_names, signal_sample
 from .baselines import (
@@ -65,7 +69,7 @@ from .baselines import (
 from .features import FEATURE_BRANCHES, FEATURES, compute_features
 from .fom import FomGrid, Membership, Selection, bootstrap_mean_sigma_min, fom_grid, own_window, window_membership
 from .loss import soft_windows
-from .network import NetworkSettings, PunziNet, train_bce, train_punzi
+from .network import WEIGHTS_FILE, NetworkSettings, PunziNet, train_bce, train_punzi
 
 log = logging.getLogger(__name__)
 
@@ -116,14 +120,16 @@ class SelectSummary:
         return float(np.mean([r[column] for r in rows])) if rows else math.nan
 
 
-def read_events(path, sample: str, settings: dict, beams: Beams, rng: np.random.Generator) -> EventSet:
-    """The pre-selected events of an ntuple with their features, split into training and test."""
+def read_events(path, sample: str, settings: dict, beams: Beams, rng: np.random.Generator, *,
+                luminosity: float | None = None) -> EventSet:  # fmt: skip
+    """The pre-selected events of an ntuple with their features, split into training and test;
+    weights at ``luminosity`` (pb^-1; as stored when None)."""
     mass_variable = settings["mass_variable"]
     needed = set(FEATURE_BRANCHES) | {mass_variable, "weight", "gen_mass", "photon_origin"}
     needed |= branches_used(settings["preselection"])
     parts = {name: [] for name in ("features", "candidates", "weights", "gen_mass", "matched")}
     invalid = 0
-    for chunk in iterate_ntuple(path, sorted(needed), step_size=CHUNK):
+    for chunk in iterate_ntuple(path, sorted(needed), step_size=CHUNK, luminosity=luminosity):
         n = len(chunk["weight"])
         keep = evaluate_cut(settings["preselection"], chunk, n)
         table = compute_features({k: v[keep] for k, v in chunk.items() if k in FEATURE_BRANCHES}, beams)
@@ -204,7 +210,9 @@ def choose_working_point(grid: FomGrid) -> float:
     return float(grid.cuts[int(np.argmin(mean))])
 
 
-def run_select(config: dict, output_dir=None, *, model_path=None, progress: bool = True) -> SelectSummary:
+def run_select(
+    config: dict, output_dir=None, *, model_path=None, scheduler: str | None = None, progress: bool = True
+) -> SelectSummary:
     """The selection stage: train (or load) the Punzi-net, choose the working point, score
     every sample, write the friend ntuples, the figure-of-merit table and the plots.
 
@@ -216,11 +224,25 @@ def run_select(config: dict, output_dir=None, *, model_path=None, progress: bool
         Default ``<output_dir>/select``.
     model_path : path, optional
         A saved Punzi-net folder to apply instead of training one (its working point is kept).
+    scheduler : str, optional
+        Address of a Dask scheduler (``tcp://host:8786``), the configuration's ``dask.scheduler``
+        by default: the events of every sample are then scored in chunks by the workers of its
+        cluster, each loading the network from its saved folder (on a filesystem shared with
+        this machine). Training stays here; every way gives the same friend ntuples.
     """
     started = time.perf_counter()
+    with executor(1, dask_scheduler(config, scheduler)) as pool:  # an unreachable cluster fails before training
+        return _select(config, output_dir, model_path, progress, pool, started)
+
+
+def _select(config: dict, output_dir, model_path, progress: bool, pool: Executor, started: float) -> SelectSummary:
+    """:func:`run_select` with the executor that scores the events."""
     settings = config["select"]
     layout = OutputLayout.from_config(config).with_stage_dir("select", output_dir)
+    refuse_disagreement("select", config, layout)
     writable_folder(layout.select_dir)
+    saved_network = Path(model_path or layout.select_model_dir).absolute()  # what the workers of a cluster load
+    check_worker_access(pool, read=[saved_network if model_path else layout.select_dir.absolute()])
     beams = Beams.from_config(config)
     luminosity = float(config["luminosity"])
     samples = analysis_samples(config)
@@ -232,10 +254,10 @@ def run_select(config: dict, output_dir=None, *, model_path=None, progress: bool
     if not background_paths:
         raise NtupleError(f"{layout.kinfit_dir}: no background ntuples after the kinematic fit (run `bumphunt kinfit`)")
     seed = np.random.SeedSequence(config["seed"], spawn_key=(samples[signal_name].sample_id, 101))
-    signal = read_events(signal_path, signal_name, settings, beams, np.random.default_rng(seed))
+    signal = read_events(signal_path, signal_name, settings, beams, np.random.default_rng(seed), luminosity=luminosity)
     backgrounds = [
         read_events(p, p.stem, settings, beams, np.random.default_rng(np.random.SeedSequence(
-            config["seed"], spawn_key=(samples[p.stem].sample_id, 101))))
+            config["seed"], spawn_key=(samples[p.stem].sample_id, 101))), luminosity=luminosity)
         for p in background_paths
     ]  # fmt: skip
 
@@ -278,7 +300,8 @@ def run_select(config: dict, output_dir=None, *, model_path=None, progress: bool
         if model_path is None and _use_bdt(settings["bdt_baseline"]):
             _add_bdt_baseline(table, parts, masses, training, luminosity, fom_options, config["seed"], bar)
         table["feature_importance"] = _feature_importance(parts["test"], net, config["seed"])
-        friends = _write_friends(layout, settings, beams, net, bar, list(samples))
+        network = net if isinstance(pool, InlineExecutor) else str(saved_network)
+        friends = _write_friends(layout, settings, beams, network, net.working_point, pool, bar, list(samples))
     table.update(working_point=net.working_point, luminosity=luminosity, settings=_jsonable(settings),
                  features=list(FEATURES))  # fmt: skip
     write_json(layout.select_table_json, table)
@@ -514,32 +537,75 @@ def _feature_importance(test: _Part, net: PunziNet, seed: int) -> dict:
     return {FEATURES[i]: {"auc_drop": value.mean, "std": value.std} for i, value in importance.items()}
 
 
-def _write_friends(layout: OutputLayout, settings: dict, beams: Beams, net: PunziNet, bar, samples) -> list[Path]:
+def _write_friends(layout: OutputLayout, settings: dict, beams: Beams, network: PunziNet | str,
+                   working_point: float, pool: Executor, bar, samples) -> list[Path]:  # fmt: skip
     """``select/<sample>.root`` for the kinematic-fit ntuple of every sample (data too): score and
-    decision per event."""
+    decision per event, the chunks of events scored by ``pool`` (in process with ``network`` a
+    :class:`PunziNet`; on Dask workers with ``network`` the folder it is saved in)."""
     paths = layout.existing_ntuples("kinfit", samples)
     advance = bar.add("score events", sum(num_entries(p) for p in paths))
     needed = sorted(set(FEATURE_BRANCHES) | {"event_id"} | branches_used(settings["preselection"]))
     written = []
     for path in paths:
         target = layout.ntuple("select", path.stem)
+        tasks = (ScoringTask(chunk, network, working_point, settings["preselection"], beams)
+                 for chunk in iterate_ntuple(path, needed, step_size=CHUNK))  # fmt: skip
         with NtupleWriter(target, FRIEND_BRANCHES) as writer:
-            for chunk in iterate_ntuple(path, needed, step_size=CHUNK):
-                n = len(chunk["event_id"])
-                table = compute_features({k: chunk[k] for k in FEATURE_BRANCHES}, beams)
-                score = np.full(n, np.nan)
-                valid = ~table.invalid
-                score[valid] = net.score(table.values[valid])
-                passed = evaluate_cut(settings["preselection"], chunk, n) & (score >= net.working_point)
-                writer.extend({"event_id": chunk["event_id"], "punzi_score": score.astype(np.float32),
-                               "punzi_selected": passed.astype(np.int32)})  # fmt: skip
-                advance(n)
+            for columns in ordered_map(pool, score_chunk, tasks, max_in_flight=SCORING_IN_FLIGHT):
+                writer.extend(columns)
+                advance(len(columns["event_id"]))
             writer.metadata = {
-                "sample": path.stem, "friend_of": friend_fingerprint(path), "working_point": net.working_point,
+                "sample": path.stem, "friend_of": friend_fingerprint(path), "working_point": working_point,
                 "preselection": settings["preselection"],
             }  # fmt: skip
         written.append(target)
     return written
+
+
+#: Chunks of events (up to :data:`CHUNK` each) being scored on a Dask cluster at once: bounds
+#: the memory of the chunks read here and not yet written.
+SCORING_IN_FLIGHT = 4
+
+
+@dataclass(frozen=True)
+class ScoringTask:
+    """A chunk of a sample's events to score: the branches of the features and of the
+    pre-selection, and the network (or the folder it is saved in, read once per worker)."""
+
+    chunk: dict[str, np.ndarray]
+    network: PunziNet | str
+    working_point: float
+    preselection: str
+    beams: Beams
+
+
+def score_chunk(task: ScoringTask) -> dict[str, np.ndarray]:
+    """The friend-ntuple branches of a chunk (:data:`FRIEND_BRANCHES`): the Punzi-net score (NaN
+    where a feature is not finite) and the decision, pre-selection and score >= working point."""
+    net = load_network(task.network) if isinstance(task.network, str) else task.network
+    chunk = task.chunk
+    n = len(chunk["event_id"])
+    table = compute_features({k: chunk[k] for k in FEATURE_BRANCHES}, task.beams)
+    score = np.full(n, np.nan)
+    valid = ~table.invalid
+    score[valid] = net.score(table.values[valid])
+    passed = evaluate_cut(task.preselection, chunk, n) & (score >= task.working_point)
+    return {"event_id": chunk["event_id"], "punzi_score": score.astype(np.float32),
+            "punzi_selected": passed.astype(np.int32)}  # fmt: skip
+
+
+def load_network(folder: str) -> PunziNet:
+    """The Punzi-net saved in ``folder``, read once per process and again when its weights change."""
+    try:
+        status = (Path(folder) / WEIGHTS_FILE).stat()
+    except OSError:
+        return PunziNet.load(folder, feature_names=FEATURES)  # its error names the folder
+    return _load_network(folder, status.st_mtime_ns, status.st_size)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_network(folder: str, mtime_ns: int, size: int) -> PunziNet:
+    return PunziNet.load(folder, feature_names=FEATURES)
 
 
 #: The variables of the data/MC comparison: name, branch, axis label, unit, bins, range.
@@ -573,7 +639,7 @@ def data_mc_plots(config: dict, layout: OutputLayout) -> list[Path]:
         path = layout.ntuple("kinfit", name)
         friends = layout.friends(name, ["punzi_score"])
         wanted = branches + ([] if name == data_name else ["weight"])
-        values = read_selected(path, wanted, settings["preselection"], friends=friends)
+        values = read_selected(path, wanted, settings["preselection"], friends=friends, luminosity=config["luminosity"])
         masses = np.asarray(values[mass_variable], dtype=np.float64).reshape(len(values["photon_E"]), -1)
         sideband = np.all(blind_mask(masses, region), axis=1)
         return values, masses, sideband

@@ -23,6 +23,7 @@ from ..models.lifetime import LifetimeResponse
 from ..models.signal import MassFit, ShapeModel
 from ..models.splines import held_out_masses
 from ..ntuple import check_branches, iterate_ntuple, read_metadata, truth_matched_pairs
+from ..pipeline import refuse_disagreement
 from ..plotting import plot_shape_fits, plot_shape_parameters, save_figure
 from ..samples import signal_sample, user_samples
 from .engines import PEAK_PARAMETERS
@@ -217,6 +218,8 @@ def run_shapes(config: dict, input_path=None, output_dir=None, *, progress: bool
     started = time.perf_counter()
     settings = config["shapes"]
     layout = OutputLayout.from_config(config).with_stage_dir("shapes", output_dir)
+    if input_path is None:
+        refuse_disagreement("shapes", config, layout)
     writable_folder(layout.shapes_dir)
     signal_name = signal_sample(config)
     input_path = Path(input_path) if input_path else layout.ntuple("kinfit", signal_name)

@@ -38,13 +38,14 @@ import numpy as np
 
 from .. import physics
 from .._io import atomic_write_text, writable_folder
-from .._parallel import executor, ordered_map
+from .._parallel import dask_scheduler, executor, ordered_map, task_slots
 from .._progress import progress_bar
 from .._version import __version__
 from ..config import signal_masses
 from ..errors import ConfigError
 from ..kinematics import Beams, massless_four_vectors, polar_angles
 from ..layout import OutputLayout
+from ..models.lifetime import K_MAX, lifetime_ladder
 from ..ntuple import (
     BACKGROUND_SAMPLES,
     ORIGIN_BEAM_BACKGROUND,
@@ -334,9 +335,26 @@ def plan_signal(config: dict, reconstruction: Reconstruction) -> SamplePlan:
 
 def plan_long_lived_signal(config: dict, reconstruction: Reconstruction) -> SamplePlan:
     """ALPs of smaller couplings (longer lifetimes) on the same mass grid, for the reach of the
-    efficiency's lifetime reweighting only (``simulation.signal.long_lived``)."""
+    efficiency's lifetime reweighting only (``simulation.signal.long_lived``,
+    :func:`long_lived_couplings`)."""
     long_lived = config["simulation"]["signal"]["long_lived"]
-    return _plan_alp("alp_long_lived", config, reconstruction, long_lived["couplings"], long_lived["events_per_mass"])
+    couplings = long_lived_couplings(config)
+    plan = _plan_alp("alp_long_lived", config, reconstruction, couplings, long_lived["events_per_mass"])
+    # the smallest coupling whose efficiency the reweighting measures: K_MAX times the longest lifetime
+    smallest = min([float(config["simulation"]["signal"]["coupling"]), *couplings])
+    plan.metadata["lifetime_reach_gev_inv"] = smallest / math.sqrt(K_MAX)
+    return plan
+
+
+def long_lived_couplings(config: dict) -> list[float]:
+    """The couplings (GeV^-1, decreasing) of the long-lived ALPs: the ladder down to
+    ``simulation.signal.long_lived.down_to`` (:func:`bumphunt.models.lifetime.lifetime_ladder`;
+    none when null or absent) and any listed in ``couplings``. Independent of the luminosity."""
+    signal = config["simulation"]["signal"]
+    long_lived = signal["long_lived"]
+    down_to = long_lived.get("down_to")
+    ladder = lifetime_ladder(float(signal["coupling"]), float(down_to)) if down_to is not None else []
+    return sorted({*ladder, *(float(g) for g in long_lived["couplings"])}, reverse=True)
 
 
 def _plan_alp(sample: str, config: dict, reconstruction: Reconstruction, couplings, n_per_mass: int) -> SamplePlan:
@@ -783,9 +801,14 @@ def run_simulation(
     samples: Iterable[str] | None = None,
     output_dir: str | Path | None = None,
     workers: int | None = None,
+    scheduler: str | None = None,
     progress: bool = True,
 ) -> list[SampleSummary]:
     """Simulate the samples of an analysis and write one ntuple per sample.
+
+    The chunks of every sample run in process, on local worker processes or on the workers of
+    a Dask cluster; each draws from its own random stream, and the ntuples are written here in
+    the chunks' order, so every way gives the same ntuples.
 
     Parameters
     ----------
@@ -797,6 +820,9 @@ def run_simulation(
         Directory of the ntuples; ``<config output_dir>/simulation`` by default.
     workers : int, optional
         Worker processes; ``simulation.workers`` by default (0 = one per core).
+    scheduler : str, optional
+        Address of a Dask scheduler (``tcp://host:8786``) whose workers run the chunks; the
+        configuration's ``dask.scheduler`` by default. Overrides ``workers``.
     progress : bool
         Show a progress bar.
 
@@ -808,32 +834,33 @@ def run_simulation(
     writable_folder(layout.simulation_dir)
     workers = config["simulation"]["workers"] if workers is None else workers
     workers = workers or os.cpu_count() or 1
-    plans = plan_samples(config, samples)
     summaries = []
-    with progress_bar(progress) as bar, executor(workers) as pool:
-        for plan in plans:
-            started = time.perf_counter()
-            path = layout.ntuple("simulation", plan.sample)
-            advance = bar.add(f"simulate {plan.sample}", plan.n_generated)
-            totals = _Totals()
-            with NtupleWriter(path) as writer:
-                for result in ordered_map(pool, plan.run, plan.tasks, max_in_flight=2 * workers):
-                    writer.extend(result.branches)
-                    totals.add(result)
-                    advance(result.n_generated)
-                metadata = _sample_metadata(plan, totals, config, writer.entries)
-                writer.metadata = metadata
-            summaries.append(
-                SampleSummary(
-                    plan.sample,
-                    path,
-                    metadata["n_generated"],
-                    writer.entries,
-                    totals.expected_events,
-                    metadata.get("cross_section_pb", float("nan")),
-                    time.perf_counter() - started,
+    with executor(workers, dask_scheduler(config, scheduler)) as pool:  # an unreachable cluster fails at once
+        plans = plan_samples(config, samples)
+        with progress_bar(progress) as bar:
+            for plan in plans:
+                started = time.perf_counter()
+                path = layout.ntuple("simulation", plan.sample)
+                advance = bar.add(f"simulate {plan.sample}", plan.n_generated)
+                totals = _Totals()
+                with NtupleWriter(path) as writer:
+                    for result in ordered_map(pool, plan.run, plan.tasks, max_in_flight=2 * task_slots(pool, workers)):
+                        writer.extend(result.branches)
+                        totals.add(result)
+                        advance(result.n_generated)
+                    metadata = _sample_metadata(plan, totals, config, writer.entries)
+                    writer.metadata = metadata
+                summaries.append(
+                    SampleSummary(
+                        plan.sample,
+                        path,
+                        metadata["n_generated"],
+                        writer.entries,
+                        totals.expected_events,
+                        metadata.get("cross_section_pb", float("nan")),
+                        time.perf_counter() - started,
+                    )
                 )
-            )
     if any(summary.sample in BACKGROUND_SAMPLES for summary in summaries):
         write_composition(layout)
     return summaries
