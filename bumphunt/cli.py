@@ -641,9 +641,10 @@ def _load_run_config(config_path, settings, quick: bool) -> dict:
     return _load(config_path, settings, "quick" if quick else None)
 
 
-def _run_chain(config, *, force=None, workers=None, scheduler=None, quiet=False) -> list[dict]:
-    """Run every stage of the chain that is not up to date; returns what each did. The heavy
-    stages run on the Dask cluster at ``scheduler`` (or the configuration's ``dask.scheduler``)."""
+def _run_chain(config, *, force=None, workers=None, scheduler=None, quiet=False, until=None) -> list[dict]:
+    """Run every stage of the chain (up to ``until``) that is not up to date; returns what each
+    did. The heavy stages run on the Dask cluster at ``scheduler`` (or the configuration's
+    ``dask.scheduler``)."""
     import time
 
     from . import pipeline
@@ -666,8 +667,9 @@ def _run_chain(config, *, force=None, workers=None, scheduler=None, quiet=False)
     done = []  # what each stage did, for the report
     click.echo(f"analysis '{config['name']}' -> {config['output_dir']}")
     with shared_progress(not quiet) as display:
-        advance = display.add("analysis", total=len(_CHAIN))
-        for stage in pipeline.CHAIN:
+        chain = pipeline.CHAIN[: _CHAIN.index(until) + 1] if until else pipeline.CHAIN
+        advance = display.add("analysis", total=len(chain))
+        for stage in chain:
             if stage.name == "simulation" and config.get("samples"):
                 click.echo("simulation: not needed (the analysis reads its own samples)")
                 done.append({"stage": stage.name, "status": "own samples", "seconds": 0.0})
@@ -689,8 +691,87 @@ def _run_chain(config, *, force=None, workers=None, scheduler=None, quiet=False)
                 done.append({"stage": stage.name, "status": "ran", "seconds": seconds})
             advance(1)
     ran = [f"{entry['stage']} {entry['seconds']:.0f} s" for entry in done if entry["status"] == "ran"]
-    click.echo(f"run: {', '.join(ran) if ran else 'every stage up to date'} -> {layout.report_dir / 'report.html'}")
+    what = layout.report_dir / "report.html" if until is None else layout.stage_dir(until)
+    click.echo(f"run: {', '.join(ran) if ran else 'every stage up to date'} -> {what}")
     return done
+
+
+#: The luminosities of ``bumphunt study luminosity`` (fb^-1): the 2018 set of the Belle II 2020
+#: search, ..., Run 1, 1 ab^-1.
+STUDY_LUMINOSITIES = (0.445, 36.0, 100.0, 362.0, 1000.0)
+
+
+@main.group()
+def study():
+    """Studies that run the chain several times, each below <output_dir>/studies/.
+
+    \b
+    Examples:
+      bumphunt study luminosity --analysis run1         # the expected limit at 0.445 ... 1000 fb^-1
+    """
+
+
+@study.command("luminosity")
+@config_option
+@set_option
+@click.option("--luminosity", "luminosities", type=click.FloatRange(min=0, min_open=True), multiple=True,
+              help="Integrated luminosity, fb^-1 (repeatable; default 0.445 36 100 362 1000).")  # fmt: skip
+@click.option("--mass", "masses", type=click.FloatRange(min=0, min_open=True), multiple=True,
+              help="Mass of the table, GeV (repeatable; default 0.5 1 2 4 6 8 9.5).")  # fmt: skip
+@workers_option
+@scheduler_option("the heavy stages")
+@quiet_option
+def study_luminosity(config_path, settings, luminosities, masses, workers, scheduler, quiet):
+    """The median expected g_agg limit versus the integrated luminosity, at several masses.
+
+    \b
+    Simulates and fits the analysis once (in <output_dir>), then runs the chain from the
+    selection on at every luminosity in <output_dir>/studies/luminosity/<L>fb/ (the selection
+    tuned at each: its working point depends on the background), and writes
+    luminosity_study.csv/.json and luminosity_study.png there.
+
+    \b
+    Examples:
+      bumphunt study luminosity                         # 0.445, 36, 100, 362 and 1000 fb^-1
+      bumphunt study luminosity --analysis run1 --luminosity 362 --luminosity 1000 --mass 1 --mass 6
+    """
+    config = _load(config_path, settings)
+    with _holding(config["output_dir"]):
+        _run_luminosity_study(config, luminosities or STUDY_LUMINOSITIES, masses or None, workers=workers,
+                              scheduler=scheduler, quiet=quiet)  # fmt: skip
+
+
+def _run_luminosity_study(config, luminosities, masses, *, workers=None, scheduler=None, quiet=False):
+    """Run the chain at each luminosity (fb^-1) on one simulation; the table and the figure."""
+    from .exclusion import LUMINOSITY_MASSES, luminosity_table, plot_luminosity_study
+    from .layout import OutputLayout
+    from .plotting import save_figure
+
+    _run_chain(config, workers=workers, scheduler=scheduler, quiet=quiet, until="kinfit")
+    layout = OutputLayout.from_config(config)
+    folder = layout.study_dir("luminosity")
+    results = {}
+    for luminosity in sorted(set(luminosities)):
+        analysis = {**config, "luminosity": luminosity * 1000.0, "output_dir": str(folder / f"{luminosity:g}fb")}
+        shared = OutputLayout.from_config(analysis)
+        for stage in ("simulation", "kinfit"):  # the same events: weights follow the luminosity where read
+            linked = shared.stage_dir(stage)
+            if not linked.exists() and layout.stage_dir(stage).is_dir():
+                linked.parent.mkdir(parents=True, exist_ok=True)
+                linked.symlink_to(layout.stage_dir(stage).resolve(), target_is_directory=True)
+        click.echo(f"luminosity study: {luminosity:g} fb^-1")
+        _run_chain(analysis, workers=workers, scheduler=scheduler, quiet=quiet)
+        results[luminosity] = shared.exclusion_table_json
+    study = luminosity_table(results, masses or LUMINOSITY_MASSES)
+    table_csv, _ = study.write(folder)
+    save_figure(plot_luminosity_study(study), folder / "luminosity_study.png")
+    for row in study.rows():
+        click.echo(
+            f"{row['mass']:6.3g} GeV  {row['luminosity_fb_inv']:8.4g} fb^-1  g_exp {row['g_exp']:.3g} GeV^-1  "
+            f"ratio {row['ratio_to_first']:.3f} (L^-1/4: {row['ratio_l_quarter']:.3f})  {row['status']}"
+        )
+    click.echo(f"luminosity study -> {table_csv} and {folder / 'luminosity_study.png'}")
+    return study
 
 
 @main.command()

@@ -105,6 +105,16 @@ class OutputLayout:
         return self.stage_dir("simulation")
 
     @property
+    def studies_dir(self) -> Path:
+        """Analyses run again with other settings (``bumphunt study``), each in a folder of its
+        own below this one; not part of this analysis' report."""
+        return self.root / "studies"
+
+    def study_dir(self, name: str) -> Path:
+        """The folder of the study ``name`` (``luminosity``)."""
+        return self.studies_dir / name
+
+    @property
     def composition_table(self) -> Path:
         """Expected background candidates per process in mass ranges (CSV), written by the simulation."""
         return self.simulation_dir / "composition.csv"

@@ -467,8 +467,9 @@ class _Figures:
 def _find_figures(layout: OutputLayout) -> dict[str, Path]:
     """Every PNG (and PDF, SVG) below the analysis folder and the stages' folders, by the path
     below the analysis folder (or ``<stage>/...`` for a stage written elsewhere), sorted; none
-    of the report's folder nor hidden files (figures being written)."""
-    report, root = layout.report_dir.resolve(), layout.root.resolve()
+    of the report's folder, of the studies (:attr:`~bumphunt.layout.OutputLayout.studies_dir`)
+    nor hidden files (figures being written)."""
+    report, root, studies = layout.report_dir.resolve(), layout.root.resolve(), layout.studies_dir
     elsewhere = [layout.stage_dir(stage) for stage in STAGE_DIRS if stage != "report"]
     # the root's walk sees the stage folders below it; only those written elsewhere are walked apart
     folders = [layout.root, *(f for f in elsewhere if root not in f.resolve().parents)]
@@ -484,6 +485,7 @@ def _find_figures(layout: OutputLayout) -> dict[str, Path]:
                 or not path.is_file()
                 or any(part.startswith(".") for part in relative_parts)
                 or report in resolved.parents
+                or studies in path.parents
             ):
                 continue
             found.setdefault(resolved, _relative(path, layout))

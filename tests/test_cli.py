@@ -160,6 +160,8 @@ def test_every_command_help_shows_an_example():
             "config",
             "config show",
             "config check",
+            "study",
+            "study luminosity",
         )  # fmt: skip
     )
     for command in ["bumphunt", *commands]:
