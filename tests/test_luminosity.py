@@ -11,11 +11,13 @@ import yaml
 from click.testing import CliRunner
 
 from bumphunt import cli, pipeline
+from bumphunt.coupling import REACH
 from bumphunt.errors import BumphuntError, NtupleError
 from bumphunt.exclusion.stage import exclusion_row
 from bumphunt.layout import OutputLayout
 from bumphunt.models.signal import ShapeModel
 from bumphunt.ntuple import BRANCHES, NtupleWriter, iterate_ntuple, luminosity_scale, read_ntuple, read_selected
+from bumphunt.results import read_table
 from bumphunt.scan import run_scan, scan_spectrum
 from bumphunt.scan.data import BackgroundModel
 
@@ -90,35 +92,48 @@ def test_a_stage_refuses_outputs_made_at_another_luminosity(quick_run, tmp_path)
     assert refused_cli.output.strip() == "bumphunt: " + expected.replace("362000.0", "362000")  # as --set parsed it
 
 
-def test_a_luminosity_study_reruns_from_the_selection_on_the_same_simulation(quick_run, tmp_path):
+def test_a_run1_study_reruns_from_the_selection_on_the_same_simulation(quick_run, tmp_path):
     folder = tmp_path / "copy"
     shutil.copytree(quick_run[0], folder)
-    args = ["study", "luminosity", "--analysis", "quick", "-q", "--set", f"output_dir={folder}", "--luminosity", "4.45",
+    args = ["study", "luminosity", "--analysis", "quick", "-q", "--set", f"output_dir={folder}", "--luminosity", "362",
             "--mass", "2", "--mass", "3", "--mass", "0.55"]  # fmt: skip
     result = CliRunner().invoke(cli.main, args)
     assert result.exit_code == 0, result.output
-    study_output = result.output.split("luminosity study: 4.45 fb^-1")[1]
+    study_output = result.output.split("luminosity study: 362 fb^-1")[1]
     assert _stages(study_output, "up to date") == ["simulation", "kinfit"]  # the same events, reweighted
     assert _stages(study_output, "runs") == ["select", "shapes", "scan", "exclusion", "report"]
-    config = _quick_config(folder / "studies" / "luminosity" / "4.45fb", luminosity=4450.0)
+    config = _quick_config(folder / "studies" / "luminosity" / "362fb", luminosity=362_000.0)
     layout = OutputLayout.from_config(config)
     model = ShapeModel.load(layout.shapes_file)
     selection, mass_variable = model.settings.get("selection", ""), model.settings["mass_variable"]
     at = {
         luminosity: BackgroundModel(layout, selection, mass_variable, model.resolution, mode="events",
                                     luminosity=luminosity)
-        for luminosity in (445.0, 4450.0)
+        for luminosity in (445.0, 362_000.0)
     }  # fmt: skip
-    for low, high in zip(at[445.0].samples, at[4450.0].samples, strict=True):
-        np.testing.assert_allclose(high.weights, 10.0 * low.weights, rtol=1e-12)
+    for low, high in zip(at[445.0].samples, at[362_000.0].samples, strict=True):
+        np.testing.assert_allclose(high.weights, 362_000.0 / 445.0 * low.weights, rtol=1e-12)
     for stage in pipeline.CHAIN[2:]:  # every stage from the selection on was made at the new luminosity
         pipeline.refuse_disagreement(stage, config)
     table = json.loads((folder / "studies" / "luminosity" / "luminosity_study.json").read_text())
     rows = {row["mass"]: row for row in table["rows"]}
-    assert set(rows) == {0.55, 2.0, 3.0} and {row["luminosity_fb_inv"] for row in rows.values()} == {4.45}
+    assert set(rows) == {0.55, 2.0, 3.0} and {row["luminosity_fb_inv"] for row in rows.values()} == {362.0}
     assert rows[2.0]["status"] == rows[3.0]["status"] == "ok" and rows[2.0]["g_exp"] > 0
     assert rows[0.55]["g_exp"] is None and rows[0.55]["status"] != "ok"  # outside the quick scan
     assert (folder / "studies" / "luminosity" / "luminosity_study.png").stat().st_size > 10_000
+    # at Run 1: every scanned mass has a coupling limit or a flagged fit, and the shapes of the
+    # selection tuned there pass their held-out checks
+    exclusion = read_table(layout.exclusion_table_json)
+    fitted = read_table(layout.scan_table_json).ok
+    status = exclusion["status"].astype(str)
+    assert fitted.sum() >= 0.8 * len(fitted), "most hypotheses fit at 362 fb^-1"
+    assert not any(REACH in text for text in status), "the lifetime map reaches every Run-1 limit"
+    limited = np.isfinite(exclusion["g_obs"]) & np.isfinite(exclusion["g_exp"])
+    reasons = set(status[fitted & ~limited])
+    assert reasons <= {"outside the signal model's mass range"}, reasons
+    assert all(text != "ok" for text in status[~fitted])  # a flagged fit: its reason in the status
+    checks = ShapeModel.load(layout.shapes_file).validation["summary"]
+    assert min(checks["mu_within_2_errors"], checks["width_within_2_errors"], checks["gof_pvalue_above_0.01"]) >= 0.9
     again = CliRunner().invoke(cli.main, ["report", "--quick", "--set", f"output_dir={folder}"])
     assert again.exit_code == 0, again.output
     assert "studies/" not in (folder / "report" / "report.html").read_text()  # the analysis' report shows no study
