@@ -61,9 +61,10 @@ class PeakMemory:
         self._thread.join()
 
 
-def _stage(name: str, folder: Path, settings: list[str], scheduler: str | None, workers) -> dict:
+def _stage(name: str, folder: Path, analysis: str, settings: list[str], scheduler: str | None, workers) -> dict:
     """One `bumphunt <name>` in a child process: wall seconds and peak RSS (MB)."""
     command = [sys.executable, "-m", "bumphunt.cli", name, "-q", "--set", f"output_dir={folder}"]
+    command += [] if analysis == "default" else ["--analysis", analysis]
     for setting in settings:
         command += ["--set", setting]
     if scheduler and name in ON_DASK:
@@ -106,7 +107,6 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the results folders")
     args = parser.parse_args()
     root = args.output or Path(tempfile.mkdtemp(prefix="bench_scale_"))
-    analysis = [] if args.analysis == "default" else [f"--analysis={args.analysis}"]
     figures = {"analysis": args.analysis, "cores": psutil.cpu_count(), "modes": {}}
     try:
         for mode in ("in_process", "dask") if args.dask else ("in_process",):
@@ -119,15 +119,15 @@ def main() -> None:
             workers = _cluster_workers(cluster)
             try:
                 base = root / mode / "base"
-                once = {s: _stage(s, base, analysis, scheduler, workers) for s in STAGES_ONCE}
+                once = {s: _stage(s, base, args.analysis, [], scheduler, workers) for s in STAGES_ONCE}
                 per_luminosity = {}
                 for luminosity in args.luminosities:
                     folder = root / mode / f"L{luminosity:g}"
                     for stage_dir in ("simulation", "kinfit"):
                         shutil.copytree(base / stage_dir, folder / stage_dir, symlinks=True)
-                    settings = [*analysis, f"luminosity={luminosity:g}"]
+                    settings = [f"luminosity={luminosity:g}"]
                     per_luminosity[f"{luminosity:g}"] = {
-                        s: _stage(s, folder, settings, scheduler, workers) for s in STAGES_PER_LUMINOSITY
+                        s: _stage(s, folder, args.analysis, settings, scheduler, workers) for s in STAGES_PER_LUMINOSITY
                     }
                     if not args.keep:
                         shutil.rmtree(folder)
