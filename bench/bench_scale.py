@@ -45,8 +45,11 @@ class PeakMemory:
 
     def _sample(self):
         while not self._stop.is_set():
-            total = 0
-            for process in self.processes():
+            total, seen = 0, set()
+            for process in self.processes():  # a process reached twice (a child and a worker) counts once
+                if process.pid in seen:
+                    continue
+                seen.add(process.pid)
                 with contextlib.suppress(psutil.Error):
                     total += process.memory_info().rss
             self.peak_mb = max(self.peak_mb, total / 1e6)
