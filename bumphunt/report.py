@@ -137,7 +137,7 @@ def write_report(
     exclusion = _read_exclusion(layout.exclusion_table_json)
     sections = {
         "settings": _settings_section(config),
-        "composition": _composition_section(layout, figures),
+        "composition": _composition_section(layout, figures, config["luminosity"]),
         "selection": _selection_section(layout, figures),
         "resolution": _resolution_section(layout, figures),
         "scan": _scan_section(scan, layout, figures),
@@ -217,17 +217,33 @@ def _settings_section(config: Mapping) -> str:
     return f"<details><summary>The configuration, {lines} lines of YAML</summary><pre>{_text(text)}</pre></details>"
 
 
-def _composition_section(layout: OutputLayout, figures: _Figures) -> str:
+def _composition_section(layout: OutputLayout, figures: _Figures, luminosity: float) -> str:
     table, plot = layout.composition_table, layout.composition_plot
     if not table.is_file() and not plot.is_file():
         return _not_run(f"no {_relative(table, layout)}")
     parts = []
     if table.is_file():
         header, *rows = _read_csv(table)
-        parts.append("<p>Expected background candidates per process and mass range.</p>")
+        at = _simulated_at(layout, luminosity)
+        parts.append(f"<p>Expected background candidates per process and mass range{_text(at)}.</p>")
         parts.append(_table(header, rows, numeric_from=1))
     parts.append(figures.show(plot, "simulation/composition.png"))
     return "\n".join(parts)
+
+
+def _simulated_at(layout: OutputLayout, luminosity: float) -> str:
+    """The luminosity the simulation's composition was counted at, with the factor to the
+    analysis' when they differ (the stages bring weights to it where they read them)."""
+    for path in layout.existing_ntuples("simulation"):
+        try:
+            simulated = float(read_metadata(path)["luminosity_pb_inv"])
+        except (BumphuntError, KeyError, TypeError, ValueError):
+            continue
+        if simulated == luminosity:
+            return f", at {simulated:g} pb^-1"
+        return (f", at {simulated:g} pb^-1, the luminosity the simulation was weighted to: this analysis' "
+                f"{luminosity:g} pb^-1 has {luminosity / simulated:.4g} times as many")  # fmt: skip
+    return ""
 
 
 def _selection_section(layout: OutputLayout, figures: _Figures) -> str:

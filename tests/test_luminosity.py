@@ -134,6 +134,9 @@ def test_a_run1_study_reruns_from_the_selection_on_the_same_simulation(quick_run
     assert all(text != "ok" for text in status[~fitted])  # a flagged fit: its reason in the status
     checks = ShapeModel.load(layout.shapes_file).validation["summary"]
     assert min(checks["mu_within_2_errors"], checks["width_within_2_errors"], checks["gof_pvalue_above_0.01"]) >= 0.9
+    study_report = (layout.report_dir / "report.html").read_text()  # its composition: counted at 445 pb^-1
+    said = "at 445 pb^-1, the luminosity the simulation was weighted to: this analysis&#x27; 362000 pb^-1 has 813.5"
+    assert said in study_report
     again = CliRunner().invoke(cli.main, ["report", "--quick", "--set", f"output_dir={folder}"])
     assert again.exit_code == 0, again.output
     assert "studies/" not in (folder / "report" / "report.html").read_text()  # the analysis' report shows no study
