@@ -239,17 +239,27 @@ def candidates_histogram(path, selection: str, mass_variable: str, edges: np.nda
     ``step_size`` entries at a time: the memory of one chunk and the histogram, whatever the
     size of the ntuple. Candidates with a NaN or infinite mass are dropped, counted and
     logged as :func:`candidates` does."""
-    edges = np.asarray(edges, dtype=np.float64)
     needed = sorted({mass_variable} | branches_used(selection))
-    counts, dropped, outside = np.zeros(len(edges) - 1), 0, 0.0
-    for chunk in iterate_ntuple(path, needed, step_size=step_size, friends=friends):
+
+    def selected(chunk):
         keep = evaluate_cut(selection, chunk, len(chunk[needed[0]]))
-        values = np.asarray(chunk[mass_variable][keep], dtype=np.float64).ravel()
+        return np.asarray(chunk[mass_variable][keep], dtype=np.float64).ravel()
+
+    chunks = iterate_ntuple(path, needed, step_size=step_size, friends=friends)
+    return _fill_chunks((selected(chunk) for chunk in chunks), edges, path, mass_variable)
+
+
+def _fill_chunks(chunks, edges, where, mass: str) -> HistogramFill:
+    """The candidate masses of ``chunks`` (arrays, GeV) in the bins ``edges``, one chunk in memory
+    at a time; NaN or infinite masses dropped, counted and logged (naming ``where`` and ``mass``)."""
+    edges = np.asarray(edges, dtype=np.float64)
+    counts, dropped, outside = np.zeros(len(edges) - 1), 0, 0.0
+    for values in chunks:
         finite = np.isfinite(values)
         dropped += int(np.count_nonzero(~finite))
         outside += _add_to_histogram(counts, edges, values[finite])
     if dropped:
-        log.warning("%s: %d candidates with a NaN or infinite %s dropped", path, dropped, mass_variable)
+        log.warning("%s: %d candidates with a NaN or infinite %s dropped", where, dropped, mass)
     return HistogramFill(_binned_spectrum(edges, counts), dropped, int(outside))
 
 
@@ -661,15 +671,9 @@ def _file_histogram(path: Path, available, tree: str, selection: str, mass: str,
         return candidates_histogram(path, selection, mass, edges)
     where = f"{path}: tree '{tree}'"
     needed = _branches_needed(where, available, mass, selection)
-    counts, dropped, outside = np.zeros(len(edges) - 1), 0, 0.0
-    for chunk in iterate_ntuple(path, needed, step_size=HISTOGRAM_CHUNK, tree=tree):
-        values = _selected_values(where, available, chunk, mass, selection)
-        finite = np.isfinite(values)
-        dropped += int(np.count_nonzero(~finite))
-        outside += _add_to_histogram(counts, edges, values[finite])
-    if dropped:
-        log.warning("%s: %d candidates with a NaN or infinite %s dropped", where, dropped, mass)
-    return HistogramFill(_binned_spectrum(edges, counts), dropped, int(outside))
+    chunks = iterate_ntuple(path, needed, step_size=HISTOGRAM_CHUNK, tree=tree)
+    return _fill_chunks((_selected_values(where, available, chunk, mass, selection) for chunk in chunks), edges,
+                        where, mass)  # fmt: skip
 
 
 def data_entries(data, *, tree: str = TREE_NAME) -> int:
