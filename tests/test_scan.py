@@ -54,7 +54,7 @@ SCAN = {
     "scan.step_sigmas": 2.0,
     "scan.global_toys": 1,
     "scan.workers": 1,
-    # the analysis as it was before the layout change, whose table the serial scan must give:
+    # the analysis of the reference table (tests/data), as it was first written before the layout change:
     # every simulated event Poisson(weight) times (no smooth pseudo-data), nominal beams, no
     # cluster-time cuts, a trigger of efficiency 1, only the original samples, no fit-probability cut,
     "scan.pseudo_data": "events",
@@ -218,16 +218,14 @@ def test_windows_are_cut_at_the_floor_and_ceiling_and_stay_normalised(analysis):
 
 
 @pytest.mark.slow
-def test_table_equals_the_one_before_the_layout_change(serial):
-    """The reduced analysis gives the table it gave before the package was re-laid out
-    (tests/data: the rows at commit 042b59d, on another machine and other library versions):
-    statuses exactly, masses and counts to the grid's rounding, fitted numbers to the fits'
-    convergence (``assert_scan_rows_agree``); but the
-    conversion, which since the exclusion stage uses the efficiency at the lifetime of the
-    limit: g and the cross-section follow from the old ones by that efficiency exactly
-    (g ~ eps^-1/2), and the efficiency stays within its statistical error (a few per cent:
-    3000 ALPs per mass) of the generated one (the ALPs here decay within 0.1 mm)."""
-    before = _rows_before_the_layout_change()
+def test_table_equals_the_reference_table(serial):
+    """The reduced analysis gives its reference table (tests/data, written on another
+    machine): statuses exactly, masses and counts to the grid's rounding, fitted numbers to
+    the fits' convergence (``assert_scan_rows_agree``); the conversion through the
+    efficiency at the lifetime of the limit: g and the cross-section follow from the
+    reference's by that efficiency exactly (g ~ eps^-1/2), and the efficiency stays within
+    its statistical error (a few per cent: 3000 ALPs per mass) of the reference's."""
+    before = _reference_rows()
     after = serial.result.rows()
     assert len(after) == len(before)
     conversion = ("efficiency", "xsec_ul_pb", "g_ul_gev")
@@ -243,8 +241,8 @@ def test_table_equals_the_one_before_the_layout_change(serial):
                                        rtol=1e-9 + abs(limit - 1))  # fmt: skip
 
 
-def _rows_before_the_layout_change():
-    return json.loads((Path(__file__).parent / "data" / "reduced_scan_before_layout.json").read_text())["rows"]
+def _reference_rows():
+    return json.loads((Path(__file__).parent / "data" / "reduced_scan_reference.json").read_text())["rows"]
 
 
 def test_rows_agree_only_to_the_fits_convergence():
@@ -252,7 +250,7 @@ def test_rows_agree_only_to_the_fits_convergence():
     beyond it, in a fitted number as in an exact one."""
     from bumphunt.stats.likelihood import convergence_sigmas
 
-    row = next(r for r in _rows_before_the_layout_change() if r["fit_status"] == "ok" and r["z_local"] > 0.5)
+    row = next(r for r in _reference_rows() if r["fit_status"] == "ok" and r["z_local"] > 0.5)
     columns = [c for c in COLUMNS if c in row]
     inside = 1.5 * convergence_sigmas() * row["n_sig_err"]  # the AMD run of issue #24: 2e-6 sigma
     assert_scan_rows_agree({**row, "n_sig": row["n_sig"] + inside, "ul_obs": row["ul_obs"] - inside}, row, columns)

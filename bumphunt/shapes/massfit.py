@@ -95,10 +95,11 @@ def fit_mass(
         smeared over ``edge_width`` (GeV; default the peak's resolution). Without it they
         are a plain Chebyshev.
     peak_starts : list of dict, optional
-        Peak parameters to start from (of a neighbouring mass, or of the interpolation):
-        each is tried and the best valid fit kept, ``mu`` moved to the data. The default
-        starts are tried one by one only when none of these converges; then, with the second
-        Gaussian, the plain DSCB (Gaussian fraction fixed at 0).
+        Peak parameters to start from (of a neighbouring mass, or of the interpolation), ``mu``
+        moved to the data. They and the four default starts are all tried and the valid fit
+        of the lowest negative log-likelihood kept (a converged fit can be a local minimum:
+        one start alone can carry it from mass to mass). When none converges, with the
+        second Gaussian, the plain DSCB (Gaussian fraction fixed at 0).
     engine : str
         ``"numba"`` (iminuit on a compiled likelihood) or ``"zfit"``.
     """
@@ -129,14 +130,14 @@ def fit_mass(
             start.update(gauss_fraction=gauss_start, gauss_ratio=1.8)
         defaults.append(start)
     best = None
+    # every start is tried and the global minimum kept: the DSCB + Gaussian has valid local
+    # minima (a DSCB without its left tail plus a small Gaussian, say), and a neighbour's fit
+    # that sits in one would hand it on along the grid
     for attempt, start in enumerate(given + defaults, start=1):
         outcome = fit_peak(truth_x, start, lower, upper, n_l, n_r, sigma_guess)
         result.attempts = attempt
         if outcome.valid and (best is None or outcome.nll < best.nll):
             best = outcome
-        # every given start is tried and the best kept; the defaults only until one converges
-        if best is not None and attempt >= len(given):
-            break
     if best is None and second_gaussian:
         # a peak that needs no second Gaussian (after a selection that removes the radiative
         # tail) leaves its width undetermined as its fraction goes to 0: fit the plain DSCB
