@@ -264,6 +264,31 @@ def test_background_order_rule_picks_what_the_data_need(model):
         assert min(picks) == expected and picks.count(expected) >= 6, (truth, picks)
 
 
+def test_background_order_rule_flags_a_window_no_polynomial_follows(model):
+    """A million candidates falling like a square root to an edge 2 % below the window's end
+    (the selected spectrum's end near 9.79 GeV at Run 1): the fits above order 2 fail, so the
+    rule cannot test order 2; the point is flagged with that reason, never fitted with it."""
+    from bumphunt.stats.background import choose_order
+
+    shape = model.windowed(2.0, window_sigmas=20)
+    edges = np.linspace(shape.lower, shape.upper, 2001)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    end = shape.upper - 0.02 * (shape.upper - shape.lower)
+    expected = 750.0 * np.sqrt(np.clip((end - centres) / (end - shape.lower), 0.0, None))
+    counts = np.random.default_rng(3).poisson(expected).astype(float)
+    reason = choose_order(lambda order: stats.hypothesis_data(centres, shape, order=order, weights=counts))
+    assert reason == "background order not chosen: the fits of order 3, 4, 5, 6 fail, so order 2 cannot be tested"
+    row = evaluate_point(Spectrum(centres, weights=counts, edges=edges), model, 2.0,
+                         dict(SCAN_SETTINGS, systematics=[], background_order="auto"))  # fmt: skip
+    assert row["fit_status"] == reason and np.isnan(row["n_sig"]) and np.isnan(row["ul_exp"])
+    # the window cut below the edge (scan.window_ceiling): an order is chosen and the point fitted
+    ceiling = end - 0.1 * (shape.upper - shape.lower)
+    settings = dict(SCAN_SETTINGS, systematics=[], background_order="auto", window_ceiling=ceiling)
+    fitted = evaluate_point(Spectrum(centres, weights=counts, edges=edges), model, 2.0, settings)
+    assert fitted["fit_status"] == "ok" and fitted["background_order"] >= 2, fitted
+    assert abs(fitted["n_sig"]) < 3 * fitted["n_sig_err"]
+
+
 def test_sideband_background_ignores_the_signal_region(model, spectrum):
     from bumphunt.stats.background import sideband_shape
 

@@ -99,7 +99,11 @@ def point_data(x, shape: SignalShape, model: ShapeModel, mass: float, settings: 
         return stats.hypothesis_data(x, shape, order=order, weights=weights, bins=bins, mass=mass, nuisances=nuisances)
 
     order = settings["background_order"]
-    data = data_of_order(choose_order(data_of_order) if order == "auto" else order)
+    if order == "auto":
+        order = choose_order(data_of_order)
+        if isinstance(order, str):
+            return order
+    data = data_of_order(order)
     if settings.get("background_from_sidebands"):
         coefficients = sideband_shape(data, settings["sideband_veto_sigmas"], float(model.resolution(mass)))
         if coefficients is None:

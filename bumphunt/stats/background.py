@@ -5,7 +5,8 @@ Order rule (``scan.background_order: auto``): fits of the background alone (n_si
 window with Chebyshev orders 0, 1, 2, ...; the order is the lowest k whose next order does not
 improve -2 ln L by more than the 95 % quantile of a chi2 with one degree of freedom (3.84): a
 nested likelihood-ratio test with Wilks' theorem, the F-test of the diphoton resonance searches
-(e.g. CMS, Eur. Phys. J. C 74 (2014) 3076, sec. 5), capped at :data:`AUTO_MAX_ORDER`.
+(e.g. CMS, Eur. Phys. J. C 74 (2014) 3076, sec. 5), capped at :data:`AUTO_MAX_ORDER`; an order
+whose fit fails is skipped, and an order no converged higher one can test is not chosen.
 
 Sidebands (``scan.background_from_sidebands``): the background shape is fitted to the window
 without +-``sideband_veto_sigmas`` resolutions around the mass (the density normalised on the
@@ -29,19 +30,32 @@ AUTO_MAX_ORDER = 6
 ORDER_TEST_SIZE = 0.05
 
 
-def choose_order(data_of_order, *, max_order: int = AUTO_MAX_ORDER, size: float = ORDER_TEST_SIZE) -> int:
+def choose_order(data_of_order, *, max_order: int = AUTO_MAX_ORDER, size: float = ORDER_TEST_SIZE) -> int | str:
     """The lowest order whose next one does not improve the background-only fit significantly.
 
-    ``data_of_order(k)`` returns the :class:`HypothesisData` of the window with order k.
+    ``data_of_order(k)`` returns the :class:`HypothesisData` of the window with order k. An
+    order whose fit fails is skipped: the next one that converges is compared with the last
+    that did (with as many degrees of freedom as orders between them). When every order above
+    the last converged one fails, that order cannot be tested, and a string says so (a steep
+    edge in the window, say, that no polynomial follows).
     """
-    threshold = stats.chi2.isf(size, 1)
     previous = None
+    failed = []
     for order in range(max_order + 1):
         fit = HypothesisLikelihood(data_of_order(order)).fit(n_sig=0.0)
-        nll = fit.nll if fit.valid else math.inf
-        if previous is not None and 2.0 * (previous[1] - nll) < threshold:
-            return previous[0]
-        previous = (order, nll)
+        if not fit.valid:
+            failed.append(order)
+            continue
+        if previous is not None:
+            threshold = stats.chi2.isf(size, order - previous[0])
+            if 2.0 * (previous[1] - fit.nll) < threshold:
+                return previous[0]
+        previous = (order, fit.nll)
+    if previous is None:
+        return f"background fits of every order 0-{max_order} failed"
+    if previous[0] < max_order:
+        above = ", ".join(str(k) for k in failed if k > previous[0])
+        return f"background order not chosen: the fits of order {above} fail, so order {previous[0]} cannot be tested"
     return max_order
 
 

@@ -56,20 +56,25 @@ class HypothesisResult:
         }
 
 
-def _discovery_fits(likelihood: HypothesisLikelihood) -> tuple[HypothesisFit, HypothesisFit, float, bool]:
-    """The free fit, the fit with n_sig = 0, q0 (one-sided) and whether both fits are valid."""
+def _discovery_fits(likelihood: HypothesisLikelihood) -> tuple[HypothesisFit, HypothesisFit, float, str]:
+    """The free fit, the fit with n_sig = 0, q0 (one-sided) and the status: ``"ok"``, or which
+    fit failed and how."""
     free = likelihood.fit(errors=True)
     null = likelihood.fit(n_sig=0.0, start=free.values, steps=free.errors)
     q0 = max(2.0 * (null.nll - free.nll), 0.0) if free.n_sig > 0 else 0.0
-    return free, null, q0, free.valid and null.valid
+    if not free.valid:
+        return free, null, q0, f"fit failed: signal + background, {free.problem}"
+    if not null.valid:
+        return free, null, q0, f"fit failed: background only, {null.problem}"
+    return free, null, q0, "ok"
 
 
 def fit_discovery(data: HypothesisData) -> dict:
     """Signal yield and local significance only (no limits): the look-elsewhere toys."""
-    free, _, q0, valid = _discovery_fits(HypothesisLikelihood(data))
-    if not valid:
+    free, _, q0, status = _discovery_fits(HypothesisLikelihood(data))
+    if status != "ok":
         nan = float("nan")
-        return {"n_sig": nan, "n_sig_err": nan, "q0": nan, "z_local": nan, "p0_local": nan, "fit_status": "fit failed"}
+        return {"n_sig": nan, "n_sig_err": nan, "q0": nan, "z_local": nan, "p0_local": nan, "fit_status": status}
     return {
         "n_sig": free.n_sig,
         "n_sig_err": float(free.errors[0]),
@@ -90,12 +95,12 @@ def evaluate_hypothesis(data: HypothesisData, *, confidence_level: float = 0.95)
     """
     alpha = 1.0 - confidence_level
     likelihood = HypothesisLikelihood(data)
-    free, null, q0, valid = _discovery_fits(likelihood)
+    free, null, q0, status = _discovery_fits(likelihood)
     mass = data.mass
-    if not valid:
+    if status != "ok":
         nan = float("nan")
         return HypothesisResult(mass, data.n_events, nan, nan, nan, nan, nan, nan, dict.fromkeys(BANDS, nan),
-                                confidence_level, "fit failed")  # fmt: skip
+                                confidence_level, status)  # fmt: skip
     z_local = math.sqrt(q0)
 
     asimov = likelihood.asimov(null)

@@ -343,6 +343,7 @@ class HypothesisFit:
     errors: np.ndarray
     nll: float
     valid: bool
+    problem: str = ""  # why it is not valid
 
     @property
     def n_sig(self) -> float:
@@ -421,12 +422,16 @@ class HypothesisLikelihood:
         if not minuit.valid:
             minuit.strategy = 1
             minuit.migrad()
+        problem = "" if minuit.valid else "no minimum found (MIGRAD)"
         if errors and minuit.valid:
             minuit.hesse()
             if not minuit.valid:  # strategy 0's quick second derivatives; more careful ones
                 minuit.strategy = 2
                 minuit.hesse()
-        return HypothesisFit(np.array(minuit.values), np.array(minuit.errors), float(minuit.fval), bool(minuit.valid))
+            if not minuit.valid:
+                problem = "second derivatives not positive definite at the minimum (HESSE)"
+        values, fit_errors = np.array(minuit.values), np.array(minuit.errors)
+        return HypothesisFit(values, fit_errors, float(minuit.fval), bool(minuit.valid), problem)
 
     def asimov(self, fit: HypothesisFit, *, n_sig: float = 0.0, bins: int = 500) -> HypothesisLikelihood:
         """Likelihood of the Asimov data set: the expected counts of ``fit``'s background
