@@ -125,6 +125,20 @@ def test_parallel_and_dask_scans_equal_the_serial_scan(analysis, serial, tmp_pat
     assert _table(on_dask) == _table(serial)
 
 
+def test_finished_points_are_reused_only_with_the_same_per_point_code():
+    """A finished point's file is keyed by the source of every statistics module (the fits,
+    the background-order rule and the nuisance parameters among them) and of the runner:
+    changed code refits (the order rule's change once resumed old points)."""
+    from bumphunt import stats
+    from bumphunt.scan import runner
+
+    sources = set(runner.code_identity())
+    modules = sorted(Path(stats.__file__).parent.glob("*.py"))
+    assert {"background.py", "systematics.py", "likelihood.py"} <= {m.name for m in modules}
+    for path in [*modules, Path(runner.__file__)]:
+        assert path.read_bytes() in sources, path.name
+
+
 @pytest.mark.slow
 def test_killed_scan_resumes_to_the_same_table(analysis, serial, tmp_path):
     output = tmp_path / "resumed"

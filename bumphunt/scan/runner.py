@@ -194,9 +194,10 @@ def fingerprint(*parts) -> str:
 
 
 def code_identity() -> tuple[bytes, ...]:
-    """The version and the source of the statistics and the per-point code: a changed fit
+    """The version and the source of the statistics layer (every module: the fits, the
+    background-order rule, the nuisance parameters) and of the per-point code: a changed fit
     invalidates old points."""
-    sources = [Path(module.__file__) for module in (stats.likelihood, stats.hypotest, stats.asymptotic)]
+    sources = sorted(Path(stats.__file__).parent.glob("*.py"))
     return (__version__.encode(), *(path.read_bytes() for path in sources), Path(__file__).read_bytes())
 
 
