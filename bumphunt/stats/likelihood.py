@@ -429,7 +429,12 @@ class HypothesisLikelihood:
                 minuit.strategy = 2
                 minuit.hesse()
             if not minuit.valid:
-                problem = "second derivatives not positive definite at the minimum (HESSE)"
+                fmin = minuit.fmin
+                problem = (
+                    "second derivatives not positive definite at the minimum (HESSE)"
+                    if fmin.hesse_failed or not fmin.has_posdef_covar
+                    else "not converged by HESSE's second derivatives (EDM above tolerance)"
+                )
         values, fit_errors = np.array(minuit.values), np.array(minuit.errors)
         return HypothesisFit(values, fit_errors, float(minuit.fval), bool(minuit.valid), problem)
 
