@@ -194,3 +194,22 @@ def test_mass_margin_and_normalised_loss(selected, tmp_path):
     assert min(masses) < config["scan"]["start"] and max(masses) > config["scan"]["stop"]
     punzi = PunziNet.load(summary.model_path).history["punzi"]
     assert punzi.best < punzi.initial and summary.table["settings"]["normalise_loss"]
+
+
+def test_bootstrap_spreads_leave_out_replicas_without_signal():
+    """A replica with an infinite mean sigma_min (no signal in a window) leaves the spreads of
+    the others, counted, without a NaN or a numpy warning."""
+    import warnings
+
+    from bumphunt.select.stage import replica_spreads
+
+    rng = np.random.default_rng(5)
+    means = np.column_stack([rng.normal(1.0, 0.1, 200), rng.normal(2.0, 0.2, 200)])
+    finite = replica_spreads(means)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        spreads = replica_spreads(np.vstack([means, [[np.inf, 2.0], [1.0, np.inf]]]))
+    assert spreads == finite | {"replicas_not_finite": 2} and finite["replicas_not_finite"] == 0
+    assert finite["std_sigma_min_punzi"] == pytest.approx(0.1, rel=0.15)
+    assert finite["std_ratio_punzi_bce"] == pytest.approx(np.std(means[:, 0] / means[:, 1], ddof=1), rel=1e-12)
+    assert math.isnan(replica_spreads(np.array([[1.0, 2.0], [np.inf, 2.0]]))["std_ratio_punzi_bce"])

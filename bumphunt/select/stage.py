@@ -479,11 +479,24 @@ def _bootstrap_comparison(test, net, bce_net, bce_cuts, held, rows, luminosity, 
         means = bootstrap_mean_sigma_min(selections, test.signal_membership, test.n_generated,
                                          test.background_weights, test.background_membership, luminosity, windows,
                                          replicas=BOOTSTRAP_REPLICAS, seed=seed, **fom_options)  # fmt: skip
-        ratio = means[:, 0] / means[:, 1]
-        out[name] = {"std_sigma_min_punzi": float(means[:, 0].std(ddof=1)),
-                     "std_sigma_min_bce_best_cut": float(means[:, 1].std(ddof=1)),
-                     "std_ratio_punzi_bce": float(ratio.std(ddof=1))}  # fmt: skip
+        out[name] = replica_spreads(means)
     return out
+
+
+def replica_spreads(means: np.ndarray) -> dict:
+    """Standard deviations over bootstrap replicas of the two mean sigma_min (columns of
+    ``means``: Punzi-net, BCE network) and of their ratio. A replica without signal in some
+    window has an infinite mean: the spreads are those of the other replicas, and how many
+    were left out is kept (NaN with fewer than two left)."""
+    ratio = means[:, 0] / means[:, 1]
+    usable = np.isfinite(means).all(axis=1) & np.isfinite(ratio)
+    means, ratio = means[usable], ratio[usable]
+
+    def spread(values):
+        return float(values.std(ddof=1)) if len(values) > 1 else math.nan
+
+    return {"std_sigma_min_punzi": spread(means[:, 0]), "std_sigma_min_bce_best_cut": spread(means[:, 1]),
+            "std_ratio_punzi_bce": spread(ratio), "replicas_not_finite": int((~usable).sum())}  # fmt: skip
 
 
 def _use_bdt(setting) -> bool:
