@@ -519,12 +519,23 @@ def luminosity_scale(path: str | Path, luminosity: float) -> float:
     metadata = read_metadata(path)
     if metadata.get("role") == "data":
         return 1.0
+    purpose = f"its weights cannot be brought to {luminosity} pb^-1"
+    return float(luminosity) / written_luminosity(path, metadata, purpose=purpose)
+
+
+def written_luminosity(path: str | Path, metadata: dict | None = None, *, purpose: str = "") -> float:
+    """The luminosity (pb^-1) the weights of ``path`` were written at (metadata ``luminosity_pb_inv``).
+
+    Raises
+    ------
+    NtupleError
+        The metadata record none (naming ``purpose``, what needed it).
+    """
+    metadata = read_metadata(path) if metadata is None else metadata
     written = metadata.get("luminosity_pb_inv")
     if not isinstance(written, (int, float)) or not written > 0.0:
-        raise NtupleError(
-            f"{path}: its metadata give no luminosity_pb_inv, so its weights cannot be brought to {luminosity} pb^-1"
-        )
-    return float(luminosity) / float(written)
+        raise NtupleError(f"{path}: its metadata give no luminosity_pb_inv" + (f", so {purpose}" if purpose else ""))
+    return float(written)
 
 
 def _at_luminosity(values: dict[str, np.ndarray], path, luminosity: float | None) -> dict[str, np.ndarray]:

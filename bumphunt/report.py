@@ -28,7 +28,7 @@ from .coupling import published_limit
 from .errors import BumphuntError
 from .layout import STAGE_DIRS, OutputLayout
 from .models.signal import ShapeModel
-from .ntuple import read_metadata
+from .ntuple import read_metadata, written_luminosity
 from .pipeline import refuse_disagreement
 from .plotting import FOM_CURVES, plot_resolution, save_figure
 from .results import ScanResult, read_table
@@ -236,8 +236,8 @@ def _simulated_at(layout: OutputLayout, luminosity: float) -> str:
     analysis' when they differ (the stages bring weights to it where they read them)."""
     for path in layout.existing_ntuples("simulation"):
         try:
-            simulated = float(read_metadata(path)["luminosity_pb_inv"])
-        except (BumphuntError, KeyError, TypeError, ValueError):
+            simulated = written_luminosity(path)
+        except BumphuntError:
             continue
         if simulated == luminosity:
             return f", at {simulated:g} pb^-1"

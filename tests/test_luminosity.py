@@ -135,7 +135,9 @@ def test_a_run1_study_reruns_from_the_selection_on_the_same_simulation(quick_run
     checks = ShapeModel.load(layout.shapes_file).validation["summary"]
     assert min(checks["mu_within_2_errors"], checks["width_within_2_errors"], checks["gof_pvalue_above_0.01"]) >= 0.9
     study_report = (layout.report_dir / "report.html").read_text()  # its composition: counted at 445 pb^-1
-    said = "at 445 pb^-1, the luminosity the simulation was weighted to: this analysis&#x27; 362000 pb^-1 has 813.5"
+    simulated = _quick_config(folder)["luminosity"]  # the quick run's, the simulation's
+    said = (f"at {simulated:g} pb^-1, the luminosity the simulation was weighted to: this analysis&#x27; "
+            f"362000 pb^-1 has {362_000 / simulated:.4g}")  # fmt: skip
     assert said in study_report
     again = CliRunner().invoke(cli.main, ["report", "--quick", "--set", f"output_dir={folder}"])
     assert again.exit_code == 0, again.output

@@ -60,14 +60,15 @@ def choose_order(data_of_order, *, max_order: int = AUTO_MAX_ORDER, size: float 
         previous = (order, fit.values)
     if not fits:
         return f"background fits of every order 0-{max_order} failed"
-    for order, nll in fits.items():
-        higher = [(j, fits[j]) for j in fits if j > order]
-        if all(2.0 * (nll - other) < stats.chi2.isf(size, j - order) for j, other in higher):
-            break
-    if order < max_order and not higher:
-        above = ", ".join(str(k) for k in failed if k > order)
-        return f"background order not chosen: the fits of order {above} fail, so order {order} cannot be tested"
-    return order
+
+    def improved_upon(k):
+        return any(2.0 * (fits[k] - fits[j]) >= stats.chi2.isf(size, j - k) for j in fits if j > k)
+
+    chosen = next(k for k in fits if not improved_upon(k))  # the highest converged order always qualifies
+    if chosen < max_order and chosen == max(fits):
+        above = ", ".join(str(k) for k in failed if k > chosen)
+        return f"background order not chosen: the fits of order {above} fail, so order {chosen} cannot be tested"
+    return chosen
 
 
 def _chebyshev_integrals(lower: float, upper: float, order: int) -> np.ndarray:
